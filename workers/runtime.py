@@ -1,0 +1,152 @@
+"""The one place that builds connections and services from Settings and wires them together."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue
+
+from intake.crypto import FieldCipher, SecretKeyError, generate_secret_key
+from intake.normalize import LanguageDetector
+from intake.sink import JobPolicy, Sink, make_queue
+from intake.store import Store, make_engine
+from routing.sla import BusinessCalendar, SlaRule
+from triage.engine import Ruleset, load_ruleset
+
+from .settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+
+def embedded_socket(settings: Settings) -> Path:
+    return (settings.var_path / "redis.sock").resolve()
+
+
+def redis_url(settings: Settings) -> str:
+    """Configured Redis, else the embedded server's socket under var_dir."""
+    return settings.storage.redis_url or f"unix://{embedded_socket(settings)}"
+
+
+def is_embedded_default(settings: Settings) -> bool:
+    return not settings.storage.database_url
+
+
+def with_dev_secrets(settings: Settings) -> Settings:
+    """Fill missing secrets from <var_dir>/secrets.json on the embedded default only.
+
+    Outside it (a database URL is configured) a missing secret is a configuration error:
+    a deployed hotline never runs on a generated or default key.
+    """
+    missing_key = not settings.security.secret_key
+    missing_token = not settings.twilio.auth_token
+    if not (missing_key or missing_token):
+        return settings
+    if not is_embedded_default(settings):
+        which = "security.secret_key (HOTLINE_SECRET_KEY)" if missing_key else \
+            "twilio.auth_token (HOTLINE_TWILIO_AUTH_TOKEN)"
+        raise ConfigError(f"{settings.source}: {which}: required when storage.database_url is set")
+    path = settings.var_path / "secrets.json"
+    data: dict[str, str] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: unreadable dev secrets file; delete it to make a new one") from exc
+    changed = False
+    if not data.get("secret_key"):
+        data["secret_key"] = generate_secret_key()
+        changed = True
+    if not data.get("twilio_auth_token"):
+        data["twilio_auth_token"] = generate_secret_key()[:32]
+        changed = True
+    if changed:
+        settings.var_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+    return settings.model_copy(update={
+        "security": settings.security.model_copy(
+            update={"secret_key": settings.security.secret_key or data["secret_key"]}),
+        "twilio": settings.twilio.model_copy(
+            update={"auth_token": settings.twilio.auth_token or data["twilio_auth_token"]}),
+    })
+
+
+def job_policy(settings: Settings) -> JobPolicy:
+    q = settings.queue
+    return JobPolicy(queue_name=q.name, timeout=q.job_timeout, retry_intervals=tuple(q.retry_intervals),
+                     failure_ttl=q.failure_ttl_days * 86400)
+
+
+def sla_rules(settings: Settings) -> tuple[SlaRule, ...]:
+    return tuple(SlaRule(r.category, r.urgency, r.channel, r.queue, r.minutes, r.business_days)
+                 for r in settings.sla.routes)
+
+
+def business_calendar(settings: Settings) -> BusinessCalendar:
+    s = settings.sla
+    return BusinessCalendar(s.timezone, s.holidays_country, time.fromisoformat(s.workday_start),
+                            time.fromisoformat(s.workday_end))
+
+
+def connect_redis(settings: Settings) -> Redis:
+    t = settings.storage.redis_connect_timeout
+    # Short timeouts and no silent retries: a webhook must answer fast even if Redis is gone.
+    return Redis.from_url(redis_url(settings), socket_connect_timeout=t, socket_timeout=max(t, 2.0),
+                          retry_on_timeout=False, health_check_interval=30)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    redis: Redis
+    queue: Queue
+    policy: JobPolicy
+    sink: Sink
+    detector: LanguageDetector
+    calendar: BusinessCalendar
+    sla_rules: tuple[SlaRule, ...]
+    _ruleset: Ruleset | None = field(default=None, repr=False)
+
+    @property
+    def ruleset(self) -> Ruleset:
+        if self._ruleset is None:
+            rules_dir = Path(self.settings.triage.rules_dir) if self.settings.triage.rules_dir else None
+            self._ruleset = load_ruleset(rules_dir)
+        return self._ruleset
+
+    def close(self) -> None:
+        self.store.engine.dispose()
+        self.redis.close()
+
+
+def build_runtime(settings: Settings, create_schema: bool = True) -> Runtime:
+    settings.var_path.mkdir(parents=True, exist_ok=True)
+    try:
+        cipher = FieldCipher(settings.security.secret_key or "")
+    except SecretKeyError as exc:
+        raise ConfigError(f"{settings.source}: security.secret_key: {exc}") from exc
+    store = Store(make_engine(settings.database_url()), cipher)
+    if create_schema:
+        store.create_schema()
+    redis = connect_redis(settings)
+    policy = job_policy(settings)
+    queue = make_queue(redis, policy)
+    return Runtime(
+        settings=settings,
+        store=store,
+        redis=redis,
+        queue=queue,
+        policy=policy,
+        sink=Sink(store, queue, policy),
+        detector=LanguageDetector(),
+        calendar=business_calendar(settings),
+        sla_rules=sla_rules(settings),
+    )

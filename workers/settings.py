@@ -1,0 +1,274 @@
+"""Load config.yaml plus environment overrides into one frozen Settings object.
+
+This is the only module that reads the configuration file or the environment; every other
+package receives its section explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CATEGORIES = ("crisis", "tip", "tta", "referral", "general", "at_risk", "unrelated")
+URGENCIES = ("immediate", "high", "normal", "low")
+CHANNELS = ("sms", "voice", "email", "webform")
+
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "HOTLINE_DATABASE_URL": ("storage", "database_url"),
+    "HOTLINE_REDIS_URL": ("storage", "redis_url"),
+    "HOTLINE_BROKER_URL": ("storage", "broker_url"),
+    "HOTLINE_TWILIO_AUTH_TOKEN": ("twilio", "auth_token"),
+    "HOTLINE_TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
+    "HOTLINE_SECRET_KEY": ("security", "secret_key"),
+    "HOTLINE_PUBLIC_BASE_URL": ("service", "public_base_url"),
+    "HOTLINE_PORT": ("service", "port"),
+    "HOTLINE_VAR_DIR": ("service", "var_dir"),
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a message that names the file and key."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServiceSettings(_Frozen):
+    name: str = "the Hotline"
+    voice_number: str = "+1 555 0100"
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=1, le=65535)
+    public_base_url: str | None = None
+    var_dir: str = "var"
+    web_processes: int = Field(2, ge=1, le=64)
+    web_threads: int = Field(8, ge=1, le=256)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not re.match(r"^https?://[^/\s]+$", v.rstrip("/")):
+            raise ValueError("must look like https://host[:port] with no path")
+        return v.rstrip("/")
+
+
+class StorageSettings(_Frozen):
+    database_url: str | None = None
+    redis_url: str | None = None
+    broker_url: str | None = None
+    redis_connect_timeout: float = Field(1.0, gt=0, le=30)
+
+
+class SecuritySettings(_Frozen):
+    secret_key: str | None = None
+
+
+class TwilioSettings(_Frozen):
+    auth_token: str | None = None
+    account_sid: str | None = None
+
+
+class SmsSettings(_Frozen):
+    max_request_bytes: int = Field(65536, ge=1024, le=10_000_000)
+    conversation_window_hours: float = Field(12, gt=0, le=720)
+    auto_reply_en: str = ""
+    auto_reply_es: str = ""
+
+
+class QueueSettings(_Frozen):
+    name: str = "hotline-triage"
+    worker_class: Literal["simple", "fork"] = "simple"
+    job_timeout: int = Field(60, ge=1)
+    retry_intervals: tuple[int, ...] = (2, 10, 60, 300)
+    failure_ttl_days: int = Field(30, ge=1)
+
+
+class SweeperSettings(_Frozen):
+    interval_seconds: float = Field(5, gt=0)
+    grace_seconds: float = Field(10, ge=0)
+    worker_heartbeat_ttl_seconds: int = Field(10, ge=2)
+
+
+class TriageSettings(_Frozen):
+    rules_dir: str | None = None
+
+
+class RouteRule(_Frozen):
+    category: str
+    urgency: str
+    channel: str | None = None
+    queue: str
+    minutes: int | None = Field(None, gt=0)
+    business_days: int | None = Field(None, gt=0, le=30)
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, v: str) -> str:
+        if v != "*" and v not in CATEGORIES:
+            raise ValueError(f"unknown category {v!r}; expected one of {', '.join(CATEGORIES)} or '*'")
+        return v
+
+    @field_validator("urgency")
+    @classmethod
+    def _urgency(cls, v: str) -> str:
+        if v != "*" and v not in URGENCIES:
+            raise ValueError(f"unknown urgency {v!r}; expected one of {', '.join(URGENCIES)} or '*'")
+        return v
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, v: str | None) -> str | None:
+        if v is not None and v not in CHANNELS:
+            raise ValueError(f"unknown channel {v!r}; expected one of {', '.join(CHANNELS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_clock(self) -> RouteRule:
+        if (self.minutes is None) == (self.business_days is None):
+            raise ValueError("give exactly one of 'minutes' (wall clock) or 'business_days'")
+        return self
+
+
+class SlaSettings(_Frozen):
+    timezone: str = "America/New_York"
+    holidays_country: str = "US"
+    workday_start: str = "09:00"
+    workday_end: str = "17:00"
+    routes: tuple[RouteRule, ...]
+
+    @field_validator("workday_start", "workday_end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError("must be HH:MM (24-hour)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _covers_everything(self) -> SlaSettings:
+        if self.workday_start >= self.workday_end:
+            raise ValueError("workday_start must be before workday_end")
+        for cat in CATEGORIES:
+            for urg in URGENCIES:
+                if not any(r.category in ("*", cat) and r.urgency in ("*", urg) and r.channel is None
+                           for r in self.routes):
+                    raise ValueError(f"routes: no entry covers category={cat} urgency={urg} "
+                                     "on every channel; add a catch-all entry")
+        return self
+
+
+class Settings(_Frozen):
+    """Everything tunable, frozen. Built by load_settings(); pass sections where needed."""
+
+    service: ServiceSettings = ServiceSettings()
+    storage: StorageSettings = StorageSettings()
+    security: SecuritySettings = SecuritySettings()
+    twilio: TwilioSettings = TwilioSettings()
+    sms: SmsSettings = SmsSettings()
+    queue: QueueSettings = QueueSettings()
+    sweeper: SweeperSettings = SweeperSettings()
+    triage: TriageSettings = TriageSettings()
+    sla: SlaSettings
+    teams: dict[str, str]
+    source: str = "<defaults>"
+
+    @model_validator(mode="after")
+    def _queues_exist(self) -> Settings:
+        for i, rule in enumerate(self.sla.routes):
+            if rule.queue not in self.teams:
+                raise ValueError(f"sla.routes.{i}.queue: {rule.queue!r} is not a team under 'teams'")
+        return self
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.service.var_dir)
+
+    def database_url(self) -> str:
+        if self.storage.database_url:
+            return self.storage.database_url
+        return f"sqlite:///{(self.var_path / 'hotline.db').resolve()}"
+
+
+def default_config_path() -> Path:
+    """The config.yaml next to the code (a checkout), else in the current directory."""
+    here = Path(__file__).resolve().parent.parent / "config.yaml"
+    return here if here.exists() else Path("config.yaml")
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for var, (section, key) in ENV_OVERRIDES.items():
+        value = env.get(var)
+        if value is None or value == "":
+            continue
+        sect = merged.setdefault(section, {})
+        if not isinstance(sect, dict):
+            raise ConfigError(f"{section}: must be a mapping to apply {var}")
+        sect[key] = value
+    return merged
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML file and the environment once; raise ConfigError naming file and key."""
+    env = os.environ if env is None else env
+    cfg_path = Path(path or env.get("HOTLINE_CONFIG") or default_config_path())
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{cfg_path}: configuration file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{cfg_path}: cannot read configuration file ({exc.__class__.__name__})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{cfg_path}:{where}: {problem}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cfg_path}: top level must be a mapping of sections")
+    try:
+        merged = _apply_env(data, env)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg_path}: {exc}") from exc
+    merged["source"] = str(cfg_path)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = _format_loc(first["loc"])
+        msg = first["msg"]
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against config.yaml's documented keys)"
+        more = len(exc.errors()) - 1
+        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        env_hint = ""
+        for var, (section, key) in ENV_OVERRIDES.items():
+            if loc == f"{section}.{key}" and env.get(var):
+                env_hint = f" [value from {var}]"
+        raise ConfigError(f"{cfg_path}: {loc}: {msg}{env_hint}{extra}") from exc

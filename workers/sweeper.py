@@ -1,0 +1,145 @@
+"""Re-enqueue signals that were accepted but never triaged.
+
+Covers: Redis down when the webhook arrived; Redis restarted without persistence (queued
+jobs lost); a worker killed mid-job (rq only notices after its registry entry expires,
+minutes later - a crisis must not wait that long). The database is the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from intake.sink import JobPolicy, enqueue_triage, job_id_for
+from intake.store import Store
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "hotline:sweeper:lock"
+ALIVE_PREFIX = "hotline:worker-alive:"
+
+Decision = Literal["enqueue", "replace", "wait", "failed"]
+
+
+def decide(job_status: str | None, worker_alive: bool | None) -> Decision:
+    """What to do with an untriaged signal, given its job's state. Pure."""
+    if job_status is None:
+        return "enqueue"  # never enqueued, or lost with Redis
+    if job_status in ("queued", "scheduled", "deferred", "created", "rate_limited", "ready_to_enqueue"):
+        return "wait"
+    if job_status == "started":
+        return "wait" if worker_alive else "replace"
+    if job_status == "failed":
+        return "failed"  # retries exhausted: kept in rq's failed registry for a person to see
+    return "replace"  # finished/stopped/canceled yet the database says untriaged
+
+
+@dataclass
+class SweepReport:
+    enqueued: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    waiting: int = 0
+    failed: list[str] = field(default_factory=list)
+    skipped_locked: bool = False
+
+    def summary(self) -> str:
+        return (f"enqueued={len(self.enqueued)} replaced={len(self.replaced)} waiting={self.waiting} "
+                f"failed={len(self.failed)}")
+
+
+def worker_alive(redis: Redis, worker_name: str | None) -> bool:
+    return bool(worker_name) and bool(redis.exists(ALIVE_PREFIX + str(worker_name)))
+
+
+def sweep_once(store: Store, redis: Redis, queue_factory, policy: JobPolicy,  # type: ignore[no-untyped-def]
+               grace_seconds: float, lock_seconds: float, now: datetime | None = None,
+               use_lock: bool = True) -> SweepReport:
+    """One pass. With use_lock, only one sweeper in the whole deployment runs per interval."""
+    report = SweepReport()
+    now = now or datetime.now(UTC)
+    if use_lock and not redis.set(LOCK_KEY, secrets.token_hex(8), nx=True, px=int(lock_seconds * 1000)):
+        report.skipped_locked = True
+        return report
+    queue = queue_factory()
+    for signal_id in store.untriaged_ids(now - timedelta(seconds=grace_seconds)):
+        jid = job_id_for(signal_id)
+        try:
+            job: Job | None = Job.fetch(jid, connection=redis, serializer=queue.serializer)
+        except NoSuchJobError:
+            job = None
+        status = job.get_status(refresh=False).value if job else None
+        alive = worker_alive(redis, job.worker_name) if job is not None and status == "started" else None
+        action = decide(status, alive)
+        if action == "wait":
+            report.waiting += 1
+        elif action == "failed":
+            report.failed.append(signal_id)
+        else:
+            if action == "replace" and job is not None:
+                job.delete()
+            if enqueue_triage(queue, signal_id, policy):
+                (report.enqueued if action == "enqueue" else report.replaced).append(signal_id)
+    if report.enqueued or report.replaced:
+        log.warning("sweeper: %s", report.summary())
+    if report.failed:
+        log.error("sweeper: %d signal(s) whose triage job failed after all retries: %s",
+                  len(report.failed), ", ".join(report.failed[:20]))
+    return report
+
+
+class Heartbeat(threading.Thread):
+    """Keeps hotline:worker-alive:<name> fresh; SIGKILL stops it, so the key expires."""
+
+    def __init__(self, redis: Redis, worker_name: str, ttl: int) -> None:
+        super().__init__(name="hotline-heartbeat", daemon=True)
+        self.redis, self.key, self.ttl = redis, ALIVE_PREFIX + worker_name, ttl
+        self.stop_event = threading.Event()
+
+    def beat(self) -> None:
+        self.redis.set(self.key, "1", ex=self.ttl)
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.beat()
+            except RedisError:
+                log.warning("heartbeat: Redis unreachable")
+            self.stop_event.wait(max(1.0, self.ttl / 3))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        try:
+            self.redis.delete(self.key)
+        except RedisError:
+            pass
+
+
+class SweeperThread(threading.Thread):
+    def __init__(self, store: Store, redis: Redis, queue_factory, policy: JobPolicy,  # type: ignore[no-untyped-def]
+                 interval: float, grace: float) -> None:
+        super().__init__(name="hotline-sweeper", daemon=True)
+        self.args_ = (store, redis, queue_factory, policy)
+        self.interval, self.grace = interval, grace
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        store, redis, queue_factory, policy = self.args_
+        while not self.stop_event.wait(self.interval):
+            try:
+                sweep_once(store, redis, queue_factory, policy, self.grace, lock_seconds=self.interval * 0.9)
+            except RedisError as exc:
+                log.warning("sweeper: Redis unreachable (%s); will retry", exc.__class__.__name__)
+            except Exception:
+                log.exception("sweeper: pass failed; will retry")
+
+    def stop(self) -> None:
+        self.stop_event.set()

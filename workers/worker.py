@@ -1,0 +1,42 @@
+"""`hotline worker`: an rq worker (with scheduler) plus heartbeat and sweeper threads."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+
+from rq import SimpleWorker, Worker
+from rq.serializers import JSONSerializer
+
+from intake.sink import make_queue
+
+from . import context
+from .runtime import Runtime
+from .sweeper import Heartbeat, SweeperThread
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str | None = None) -> bool:
+    context.bind(rt)
+    s = rt.settings
+    worker_cls = SimpleWorker if s.queue.worker_class == "simple" else Worker
+    name = name or f"hotline-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    worker = worker_cls([rt.queue], connection=rt.redis, serializer=JSONSerializer, name=name)
+    heartbeat = Heartbeat(rt.redis, name, s.sweeper.worker_heartbeat_ttl_seconds)
+    heartbeat.beat()
+    heartbeat.start()
+    sweep = None
+    if sweeper and not burst:
+        sweep = SweeperThread(rt.store, rt.redis, lambda: make_queue(rt.redis, rt.policy), rt.policy,
+                              s.sweeper.interval_seconds, s.sweeper.grace_seconds)
+        sweep.start()
+    log.info("worker %s started (%s) on queue %s", name, s.queue.worker_class, rt.queue.name)
+    try:
+        return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
+    finally:
+        if sweep:
+            sweep.stop()
+        heartbeat.stop()
+        context.unbind()
