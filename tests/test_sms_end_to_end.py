@@ -1,0 +1,75 @@
+"""A signed SMS reaches a routed case, on the embedded default and on real servers."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import datetime
+
+from conftest import drain, post_signed, sms_params
+
+from routing.cases import normalize_case_number
+
+
+def test_signed_sms_is_answered_then_triaged_routed_and_given_a_case(client, runtime, backend):
+    resp = post_signed(client, sms_params("Please help me, I am locked in and cannot leave"))
+
+    assert resp.status_code == 200
+    assert resp.mimetype == "application/xml"
+    reply = ET.fromstring(resp.data).find("Message")
+    assert reply is not None and "911" in reply.text
+
+    [before] = runtime.store.recent_signals()
+    assert before["status"] == "accepted" and before["case_number"] is None
+
+    drain(runtime)
+
+    [row] = runtime.store.recent_signals()
+    assert row["status"] == "triaged"
+    assert row["category"] == "crisis"
+    assert row["urgency"] == "immediate"
+    assert row["queue"] == "crisis_line"
+    assert row["sla_clock"] == "wall"
+    received = datetime.fromisoformat(row["received_at"])
+    deadline = datetime.fromisoformat(row["deadline"])
+    assert 0 < (deadline - received).total_seconds() <= 5 * 60
+    assert normalize_case_number(row["case_number"]) == row["case_number"]
+    assert "crisis.en.danger_now" in row["matched"]
+
+
+def test_non_urgent_sms_gets_a_business_day_deadline(client, runtime):
+    post_signed(client, sms_params("What is the definition of labor trafficking? Any statistics?"))
+    drain(runtime)
+    [row] = runtime.store.recent_signals()
+    assert row["category"] == "general"
+    assert row["urgency"] == "low"
+    assert row["sla_clock"] == "business"
+    assert row["queue"] == "advocates"
+
+
+def test_rerunning_the_job_changes_nothing(client, runtime):
+    from workers.jobs import process_signal
+
+    post_signed(client, sms_params("I want to report a suspicious massage parlor"))
+    drain(runtime)
+    [row] = runtime.store.recent_signals()
+    assert process_signal(runtime, row["id"]) == "already"
+    assert runtime.store.counts() == {"signals": 1, "triaged": 1, "triage_results": 1, "routes": 1, "cases": 1}
+    assert runtime.store.recent_signals()[0]["case_number"] == row["case_number"]
+
+
+def test_spanish_text_gets_the_spanish_reply_and_rules(client, runtime):
+    resp = post_signed(client, sms_params("Por favor ayúdenme, estoy en peligro y no me dejan salir de la casa"))
+    assert "Gracias" in ET.fromstring(resp.data).find("Message").text
+    drain(runtime)
+    [row] = runtime.store.recent_signals()
+    assert row["language"] == "es"
+    assert row["category"] == "crisis"
+
+
+def test_second_text_in_a_conversation_gets_no_second_auto_reply(client, runtime):
+    first = post_signed(client, sms_params("hi", from_="+15555550142"))
+    second = post_signed(client, sms_params("are you there?", from_="+15555550142"))
+    other = post_signed(client, sms_params("hello", from_="+15555550143"))
+    assert ET.fromstring(first.data).find("Message") is not None
+    assert ET.fromstring(second.data).find("Message") is None
+    assert ET.fromstring(other.data).find("Message") is not None
