@@ -10,6 +10,8 @@ from datetime import time
 from pathlib import Path
 
 from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from rq import Queue
 
 from intake.crypto import FieldCipher, SecretKeyError, generate_secret_key
@@ -97,9 +99,11 @@ def business_calendar(settings: Settings) -> BusinessCalendar:
 
 def connect_redis(settings: Settings) -> Redis:
     t = settings.storage.redis_connect_timeout
-    # Short timeouts and no silent retries: a webhook must answer fast even if Redis is gone.
+    # Short timeouts and one quick retry: a webhook must answer fast even if Redis is gone
+    # (redis-py's default is three retries with backoff, seconds per request).
     return Redis.from_url(redis_url(settings), socket_connect_timeout=t, socket_timeout=max(t, 2.0),
-                          retry_on_timeout=False, health_check_interval=30)
+                          retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+                          health_check_interval=30)
 
 
 @dataclass
