@@ -44,8 +44,11 @@ def normalize_phone(raw: str | None, default_region: str = "US") -> PhoneNumber 
     if not phonenumbers.is_possible_number(parsed):
         return PhoneNumber(e164=raw[:64], region=None)
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    region = phonenumbers.region_code_for_number(parsed)
-    return PhoneNumber(e164=e164, region=region or None)
+    # Unassigned ranges (e.g. the fictional 555-01xx) have no region of their own; the
+    # country code's main region is still the best guess for routing.
+    region = phonenumbers.region_code_for_number(parsed) or \
+        phonenumbers.region_code_for_country_code(parsed.country_code)
+    return PhoneNumber(e164=e164, region=None if region in (None, "ZZ") else region)
 
 
 def clean_text(text: str | None, max_chars: int = 100_000) -> str:

@@ -262,7 +262,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = _format_loc(first["loc"])
-        msg = first["msg"]
+        msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against config.yaml's documented keys)"
         more = len(exc.errors()) - 1
@@ -271,4 +271,5 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         for var, (section, key) in ENV_OVERRIDES.items():
             if loc == f"{section}.{key}" and env.get(var):
                 env_hint = f" [value from {var}]"
-        raise ConfigError(f"{cfg_path}: {loc}: {msg}{env_hint}{extra}") from exc
+        where = "" if loc == "(top level)" else f"{loc}: "
+        raise ConfigError(f"{cfg_path}: {where}{msg}{env_hint}{extra}") from exc
