@@ -55,7 +55,7 @@ def test_bad_config_names_file_and_key(tmp_path, old, new, expected):
 
 def test_routes_must_cover_every_category_and_urgency(tmp_path):
     path = with_change(tmp_path, "    - {category: \"*\", urgency: \"*\", queue: advocates, business_days: 2}\n", "")
-    with pytest.raises(ConfigError, match="no entry covers category=crisis|no entry covers"):
+    with pytest.raises(ConfigError, match="no entry covers category="):
         load_settings(path, env={})
 
 
@@ -91,7 +91,7 @@ def test_deployed_mode_refuses_to_run_without_secrets(tmp_path):
 
     s = load_settings(CONFIG, env={"HOTLINE_DATABASE_URL": "postgresql+psycopg://db/x",
                                    "HOTLINE_VAR_DIR": str(tmp_path)})
-    with pytest.raises(ConfigError, match="security.secret_key .* required"):
+    with pytest.raises(ConfigError, match=r"security\.secret_key .* required"):
         with_dev_secrets(s)
 
 
