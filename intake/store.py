@@ -99,6 +99,7 @@ cases = Table(
     Column("queue", String(64), nullable=False),
     Column("deadline", UTCDateTime(), nullable=False),
     Column("sla_clock", String(16), nullable=False),
+    Column("updated_at", UTCDateTime()),
 )
 
 triage_results = Table(
@@ -110,9 +111,12 @@ triage_results = Table(
     Column("language", String(16), nullable=False),
     Column("minor_involved", Boolean, nullable=False),
     Column("trafficking_type", String(16), nullable=False),
+    Column("imminent_danger", Boolean, nullable=False, default=False),
     Column("matched", JSON, nullable=False),
+    Column("spans", JSON, nullable=False, default=list),
+    Column("details", JSON, nullable=False, default=dict),
     Column("explanation", Text, nullable=False),
-    Column("ruleset", String(64), nullable=False),
+    Column("ruleset", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -156,6 +160,32 @@ class Accepted:
     created: bool
     status: str
     language: str
+
+
+@dataclass(frozen=True)
+class CaseLink:
+    """Join an existing case; `escalate` holds the case columns to raise, if any."""
+
+    case_id: str
+    number: str
+    escalate: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    id: str
+    number: str
+    status: str
+    category: str
+    urgency: str
+    queue: str
+    deadline: datetime
+    sla_clock: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> CaseRow:
+        return cls(row.id, row.number, row.status, row.category, row.urgency, row.queue, row.deadline,
+                   row.sla_clock)
 
 
 @dataclass(frozen=True)
@@ -290,9 +320,13 @@ class Store:
         new_case_number: Callable[[], str],
         new_case_id: Callable[[], str],
         now: datetime,
+        link: CaseLink | None = None,
     ) -> str | None:
         """Persist triage result, case and route in one transaction.
 
+        Without `link` a new case is opened; with it the signal joins that case, whose
+        category, urgency, queue and deadline are replaced by `link.escalate` when given
+        (a more severe later message; never a milder one).
         Returns the case number, or None when the signal had already been triaged (a re-run
         or a concurrent duplicate job): the unique key on triage_results makes that exact.
         """
@@ -302,22 +336,27 @@ class Store:
                     conn.execute(insert(triage_results).values(signal_id=signal_id, created_at=now, **triage))
             except IntegrityError:
                 return None
-            case_id = new_case_id()
-            for _attempt in range(10):
-                number = new_case_number()
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(cases).values(
-                            id=case_id, number=number, opened_at=now, status="open",
-                            category=triage["category"], urgency=triage["urgency"],
-                            queue=route["queue"], deadline=route["deadline"],
-                            sla_clock=route["sla_clock"],
-                        ))
-                    break
-                except IntegrityError:
-                    continue
-            else:  # pragma: no cover - 40 bits of randomness colliding ten times
-                raise RuntimeError("could not allocate a unique case number")
+            if link is not None:
+                case_id, number = link.case_id, link.number
+                if link.escalate:
+                    conn.execute(update(cases).where(cases.c.id == case_id).values(updated_at=now, **link.escalate))
+            else:
+                case_id, number = new_case_id(), ""
+                for _attempt in range(10):
+                    number = new_case_number()
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(insert(cases).values(
+                                id=case_id, number=number, opened_at=now, status="open",
+                                category=triage["category"], urgency=triage["urgency"],
+                                queue=route["queue"], deadline=route["deadline"],
+                                sla_clock=route["sla_clock"], updated_at=now,
+                            ))
+                        break
+                    except IntegrityError:
+                        continue
+                else:  # pragma: no cover - 40 bits of randomness colliding ten times
+                    raise RuntimeError("could not allocate a unique case number")
             conn.execute(insert(routes).values(signal_id=signal_id, case_id=case_id, created_at=now, **route))
             conn.execute(
                 update(signals)
@@ -325,6 +364,42 @@ class Store:
                 .values(status="triaged", triaged_at=now, case_id=case_id)
             )
         return number
+
+    # ---- cases and conversations ------------------------------------------------------------
+
+    def case_by_number(self, number: str) -> CaseRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(cases).where(cases.c.number == number)).first()
+        return CaseRow.from_row(row) if row else None
+
+    def case_by_id(self, case_id: str) -> CaseRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        return CaseRow.from_row(row) if row else None
+
+    def conversation_before(self, signal: Signal, window: timedelta) -> list[StoredSignal]:
+        """Earlier signals from the same sender on the same channel, each within `window` of
+        the next (a conversation continues while the texter keeps writing), oldest first."""
+        kind = "email" if signal.channel == Channel.EMAIL else "phone"
+        sender_hash = self.cipher.identity_hash(kind, signal.sender)
+        if sender_hash is None:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(signals)
+                .where(signals.c.sender_hash == sender_hash, signals.c.channel == signal.channel.value,
+                       signals.c.id != signal.id, signals.c.received_at <= signal.received_at)
+                .order_by(signals.c.received_at.desc())
+                .limit(50)
+            ).all()
+        out: list[StoredSignal] = []
+        edge = signal.received_at
+        for row in rows:
+            if edge - row.received_at > window:
+                break
+            out.append(StoredSignal(self._to_signal(row), row.status, row.case_id))
+            edge = row.received_at
+        return list(reversed(out))
 
     # ---- read models ----------------------------------------------------------------------
 
@@ -336,7 +411,8 @@ class Store:
                 signals.c.language, signals.c.state,
                 triage_results.c.category, triage_results.c.urgency, triage_results.c.matched,
                 triage_results.c.minor_involved, triage_results.c.trafficking_type,
-                triage_results.c.explanation, triage_results.c.ruleset,
+                triage_results.c.explanation, triage_results.c.ruleset, triage_results.c.imminent_danger,
+                triage_results.c.details, triage_results.c.spans,
                 routes.c.queue, routes.c.deadline, routes.c.sla_clock, cases.c.number,
             )
             .select_from(
@@ -366,7 +442,10 @@ class Store:
                     "indicators": None if r.category is None else {
                         "minor_involved": bool(r.minor_involved),
                         "trafficking_type": r.trafficking_type,
+                        "imminent_danger": bool(r.imminent_danger),
                     },
+                    "spans": r.spans,
+                    "details": r.details,
                     "matched": r.matched if r.matched is None or isinstance(r.matched, list)
                     else json.loads(r.matched),
                     "explanation": r.explanation,

@@ -62,7 +62,7 @@ def test_unreachable_redis_server_still_commits_and_answers(tmp_path, backend):
     down = make_settings(tmp_path, backend, HOTLINE_REDIS_URL="redis://127.0.0.1:1/0")
     rt_down = build_runtime(down)
     client = create_app(down, rt_down).test_client()
-    answers = [post_signed(client, sms_params(f"text {i}")) for i in range(20)]
+    answers = [post_signed(client, sms_params(f"text {i}", from_=f"+1555555{120 + i:04d}")) for i in range(20)]
     assert [a.status_code for a in answers] == [200] * 20
     rt_down.close()
 

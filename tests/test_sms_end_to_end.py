@@ -33,7 +33,8 @@ def test_signed_sms_is_answered_then_triaged_routed_and_given_a_case(client, run
     deadline = datetime.fromisoformat(row["deadline"])
     assert 0 < (deadline - received).total_seconds() <= 5 * 60
     assert normalize_case_number(row["case_number"]) == row["case_number"]
-    assert "crisis.en.danger_now" in row["matched"]
+    assert "crisis.en.trapped" in row["matched"]
+    assert row["indicators"]["imminent_danger"] is True
 
 
 def test_non_urgent_sms_gets_a_business_day_deadline(client, runtime):

@@ -146,7 +146,7 @@ def test_first_rules_classify_the_obvious_cases(text, lang, category, urgency):
 def test_rule_file_errors_name_file_and_rule(tmp_path):
     from triage.engine import RuleError
 
-    (tmp_path / "bad.yaml").write_text("version: x\nrules:\n  - id: crisis.en.x\n    category: crisis\n"
+    (tmp_path / "bad.yaml").write_text("version: x\ncategory: crisis\nrules:\n  - id: crisis.en.x\n"
                                        "    patterns: ['(unclosed']\n")
-    with pytest.raises(RuleError, match=r"bad.yaml: rule crisis.en.x: pattern 0 does not compile"):
+    with pytest.raises(RuleError, match=r"bad.yaml: rule crisis.en.x: pattern 1 does not compile"):
         load_ruleset(tmp_path)

@@ -1,12 +1,20 @@
 """Load and compile rule files once; classify a signal into category + urgency + why.
 
 Pure: no I/O besides reading the rule files in load_ruleset().
+
+Matching runs in two passes. All patterns go into one RE2 set (google-re2), which says in a
+single linear pass which patterns can match; Python's `re` then runs only those, to find the
+spans and apply negation. Patterns RE2 cannot compile (look-arounds) always run in `re`.
+Text and patterns are folded the same way (lower case, Latin accents removed, one character
+for one), so "AYÚDAME" matches "ayudame" and spans point into the original text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +22,28 @@ import yaml
 
 from intake.signal import Signal
 
-from .result import CATEGORIES, Category, Indicators, Span, TraffickingType, TriageResult, Urgency
+from .indicators import location_hints, quoted_case_number
+from .result import (
+    CATEGORIES,
+    Category,
+    Indicators,
+    Span,
+    TraffickingType,
+    TriageResult,
+    Urgency,
+)
+from .text import fold
 
-# When several categories match, the most urgent need wins.
-PRECEDENCE: tuple[Category, ...] = ("crisis", "tip", "at_risk", "referral", "tta", "general", "unrelated")
-DEFAULT_CATEGORY: Category = "general"
+try:  # google-re2 is a declared dependency; the engine still works (slower) without it.
+    import re2 as _re2
+except ImportError:  # pragma: no cover
+    _re2 = None
+
+RULE_KEYS = {"id", "lang", "patterns", "weight", "danger", "escalate", "negatable"}
+INDICATORS = ("minor", "sex", "labor")
+POLICY_KEYS = {"precedence", "thresholds", "default_category", "empty_category", "negation_window_chars",
+               "negation_cues", "clause_breaks"}
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 class RuleError(ValueError):
@@ -30,33 +55,136 @@ class Rule:
     id: str
     category: Category
     lang: str | None
+    weight: float
+    danger: bool
+    escalate: bool
+    negatable: bool
     patterns: tuple[re.Pattern[str], ...]
     source: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    precedence: tuple[Category, ...]
+    thresholds: dict[str, float]
+    default_category: Category
+    empty_category: Category
+    negation_window_chars: int
+    negation_cues: tuple[re.Pattern[str], ...]
+    clause_breaks: str
 
 
 @dataclass(frozen=True)
 class Ruleset:
     version: str
     rules: tuple[Rule, ...]
-    minor: tuple[re.Pattern[str], ...]
-    sex: tuple[re.Pattern[str], ...]
-    labor: tuple[re.Pattern[str], ...]
+    policy: Policy
+    indicators: dict[str, tuple[re.Pattern[str], ...]]
+    files: tuple[str, ...] = ()
+    # (rule index or indicator name, pattern) for every pattern, and the RE2 prefilter over them.
+    _slots: tuple[tuple[int | str, re.Pattern[str]], ...] = field(default=(), repr=False)
+    _prefilter: Any = field(default=None, repr=False)
+    _always: tuple[int, ...] = field(default=(), repr=False)
+
+    def candidate_slots(self, folded: str) -> Sequence[int]:
+        """Indexes of the patterns that may match (all of them without RE2)."""
+        if self._prefilter is None:
+            return range(len(self._slots))
+        hits = self._prefilter.Match(folded)
+        return sorted(set(hits).union(self._always))
 
 
 def default_rules_dir() -> Path:
     return Path(__file__).resolve().parent / "rules"
 
 
-def _compile(patterns: Any, where: str) -> tuple[re.Pattern[str], ...]:
+def _compile_list(patterns: Any, where: str) -> tuple[re.Pattern[str], ...]:
     if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
         raise RuleError(f"{where}: 'patterns' must be a non-empty list of strings")
     out = []
     for i, p in enumerate(patterns):
         try:
-            out.append(re.compile(p, re.IGNORECASE | re.UNICODE))
+            out.append(re.compile(fold(p), re.UNICODE))
         except re.error as exc:
-            raise RuleError(f"{where}: pattern {i} does not compile: {exc}") from exc
+            raise RuleError(f"{where}: pattern {i + 1} does not compile: {exc}") from exc
     return tuple(out)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark else ""
+        raise RuleError(f"{path}:{line} invalid YAML ({getattr(exc, 'problem', None) or exc})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(f"{path}: cannot read ({exc.__class__.__name__})") from exc
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: top level must be a mapping")
+    return data
+
+
+def _rule(item: Any, n: int, category: Category, path: Path, seen: dict[str, str]) -> Rule:
+    if not isinstance(item, dict):
+        raise RuleError(f"{path}: rules[{n}]: must be a mapping")
+    rid = item.get("id")
+    where = f"{path}: rule {rid if isinstance(rid, str) and rid else f'#{n + 1}'}"
+    if not isinstance(rid, str) or not rid:
+        raise RuleError(f"{where}: missing 'id'")
+    extra = set(item) - RULE_KEYS
+    if extra:
+        raise RuleError(f"{where}: unknown key(s): {', '.join(sorted(extra))}")
+    if rid in seen:
+        raise RuleError(f"{where}: duplicate rule id (first in {seen[rid]})")
+    if not rid.startswith(category + "."):
+        raise RuleError(f"{where}: id must start with the file's category '{category}.'")
+    weight = item.get("weight", 1)
+    if not isinstance(weight, int | float) or isinstance(weight, bool) or weight == 0 or abs(weight) > 10:
+        raise RuleError(f"{where}: weight must be a non-zero number between -10 and 10")
+    for flag in ("danger", "escalate", "negatable"):
+        if flag in item and not isinstance(item[flag], bool):
+            raise RuleError(f"{where}: '{flag}' must be true or false")
+    lang = item.get("lang")
+    if lang is not None and not (isinstance(lang, str) and re.fullmatch(r"[a-z]{2,3}|multi", lang)):
+        raise RuleError(f"{where}: lang must be a language code like en, es, ht or 'multi'")
+    seen[rid] = str(path)
+    return Rule(
+        id=rid, category=category, lang=lang, weight=float(weight),
+        danger=bool(item.get("danger", False)), escalate=bool(item.get("escalate", False)),
+        negatable=bool(item.get("negatable", weight > 0)),
+        patterns=_compile_list(item.get("patterns"), where), source=str(path),
+    )
+
+
+def _policy(data: Any, path: Path) -> Policy:
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: policy: must be a mapping")
+    extra = set(data) - POLICY_KEYS
+    if extra:
+        raise RuleError(f"{path}: policy: unknown key(s): {', '.join(sorted(extra))}")
+    missing = POLICY_KEYS - set(data)
+    if missing:
+        raise RuleError(f"{path}: policy: missing key(s): {', '.join(sorted(missing))}")
+    prec = data["precedence"]
+    if not isinstance(prec, list) or sorted(prec) != sorted(CATEGORIES):
+        raise RuleError(f"{path}: policy.precedence: must list each category exactly once")
+    th = data["thresholds"]
+    if not isinstance(th, dict) or set(th) != set(CATEGORIES) or \
+            not all(isinstance(v, int | float) and v > 0 for v in th.values()):
+        raise RuleError(f"{path}: policy.thresholds: give a positive number for each category")
+    for key in ("default_category", "empty_category"):
+        if data[key] not in CATEGORIES:
+            raise RuleError(f"{path}: policy.{key}: {data[key]!r} is not a category")
+    window = data["negation_window_chars"]
+    if not isinstance(window, int) or not 0 <= window <= 200:
+        raise RuleError(f"{path}: policy.negation_window_chars: must be an integer 0..200")
+    return Policy(
+        precedence=tuple(prec), thresholds={k: float(v) for k, v in th.items()},
+        default_category=data["default_category"], empty_category=data["empty_category"],
+        negation_window_chars=window,
+        negation_cues=_compile_list(data["negation_cues"], f"{path}: policy.negation_cues"),
+        clause_breaks=str(data["clause_breaks"]),
+    )
 
 
 def load_ruleset(rules_dir: Path | None = None) -> Ruleset:
@@ -65,108 +193,253 @@ def load_ruleset(rules_dir: Path | None = None) -> Ruleset:
     files = sorted(rules_dir.glob("*.yaml"))
     if not files:
         raise RuleError(f"{rules_dir}: no rule files (*.yaml) found")
-    versions: list[str] = []
+    digest = hashlib.sha256()
+    policy_version = ""
     rules: list[Rule] = []
     seen: dict[str, str] = {}
-    ind: dict[str, list[re.Pattern[str]]] = {"minor": [], "sex": [], "labor": []}
+    indicators: dict[str, list[re.Pattern[str]]] = {k: [] for k in INDICATORS}
+    policy: Policy | None = None
     for path in files:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark else ""
-            raise RuleError(f"{path}:{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from exc
-        if not isinstance(data, dict):
-            raise RuleError(f"{path}: top level must be a mapping with 'version' and 'rules'")
-        unknown = set(data) - {"version", "rules", "indicators"}
+        data = _load_yaml(path)
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        unknown = set(data) - {"version", "category", "rules", "indicators", "policy"}
         if unknown:
             raise RuleError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
-        if "version" in data:
-            versions.append(str(data["version"]))
-        for n, item in enumerate(data.get("rules") or []):
-            if not isinstance(item, dict):
-                raise RuleError(f"{path}: rules[{n}]: must be a mapping")
-            rid = item.get("id")
-            where = f"{path}: rule {rid or f'#{n}'}"
-            if not isinstance(rid, str) or not rid:
-                raise RuleError(f"{where}: missing 'id'")
-            extra = set(item) - {"id", "category", "lang", "patterns"}
-            if extra:
-                raise RuleError(f"{where}: unknown key(s): {', '.join(sorted(extra))}")
-            if rid in seen:
-                raise RuleError(f"{where}: duplicate rule id (also in {seen[rid]})")
-            if item.get("category") not in CATEGORIES:
-                raise RuleError(f"{where}: category {item.get('category')!r} is not one of {', '.join(CATEGORIES)}")
-            seen[rid] = str(path)
-            rules.append(Rule(rid, item["category"], item.get("lang"), _compile(item.get("patterns"), where),
-                              str(path)))
+        if "version" not in data:
+            raise RuleError(f"{path}: missing 'version'")
+        if "rules" in data:
+            category = data.get("category")
+            if category not in CATEGORIES:
+                raise RuleError(f"{path}: category {category!r} is not one of {', '.join(CATEGORIES)}")
+            if not isinstance(data["rules"], list):
+                raise RuleError(f"{path}: 'rules' must be a list")
+            rules += [_rule(item, n, category, path, seen) for n, item in enumerate(data["rules"])]
         for key, pats in (data.get("indicators") or {}).items():
-            if key not in ind:
-                raise RuleError(f"{path}: indicators: unknown indicator {key!r} (expected minor, sex, labor)")
-            ind[key].extend(_compile(pats, f"{path}: indicators.{key}"))
+            if key not in indicators:
+                raise RuleError(f"{path}: indicators.{key}: unknown indicator (expected {', '.join(INDICATORS)})")
+            indicators[key].extend(_compile_list(pats, f"{path}: indicators.{key}"))
+        if "policy" in data:
+            if policy is not None:
+                raise RuleError(f"{path}: a second 'policy' section (only one file may hold it)")
+            policy = _policy(data["policy"], path)
+            policy_version = str(data["version"])
+    if policy is None:
+        raise RuleError(f"{rules_dir}: no file holds the 'policy' section")
+    slots: list[tuple[int | str, re.Pattern[str]]] = []
+    for i, rule in enumerate(rules):
+        slots += [(i, p) for p in rule.patterns]
+    for name, pats in indicators.items():
+        slots += [(name, p) for p in pats]
+    prefilter, always = _build_prefilter(slots)
     return Ruleset(
-        version="+".join(versions) or "unversioned",
-        rules=tuple(rules),
-        minor=tuple(ind["minor"]),
-        sex=tuple(ind["sex"]),
-        labor=tuple(ind["labor"]),
+        # The policy file's version names the release; the digest tells any edit apart.
+        version=f"{policy_version}+{digest.hexdigest()[:8]}", rules=tuple(rules), policy=policy,
+        indicators={k: tuple(v) for k, v in indicators.items()}, files=tuple(str(f) for f in files),
+        _slots=tuple(slots), _prefilter=prefilter, _always=always,
     )
 
 
-def _any(patterns: tuple[re.Pattern[str], ...], text: str) -> bool:
-    return any(p.search(text) for p in patterns)
+def _build_prefilter(slots: Sequence[tuple[int | str, re.Pattern[str]]]) -> tuple[Any, tuple[int, ...]]:
+    if _re2 is None:
+        return None, ()
+    options = _re2.Options()
+    options.case_sensitive = False
+    rset = _re2.Set.SearchSet(options)
+    always: list[int] = []
+    mapping: list[int] = []  # set index -> slot index
+    for idx, (_, pat) in enumerate(slots):
+        # RE2's \b knows only ASCII word characters; without it the set matches a superset,
+        # and Python's re (which knows Unicode) decides.
+        loose = pat.pattern.replace("\\b", "")
+        if re.search(r"\(\?<?[=!]", loose):  # look-arounds: RE2 has none; re always runs these
+            always.append(idx)
+            continue
+        try:
+            added = rset.Add(loose)
+        except Exception:
+            added = -1
+        if added < 0:
+            always.append(idx)
+        elif added == len(mapping):
+            mapping.append(idx)
+        else:  # never expected; rather no prefilter than a misaligned one
+            return None, ()
+    rset.Compile()
+
+    class _Prefilter:
+        def Match(self, text: str) -> list[int]:
+            return [mapping[i] for i in (rset.Match(text) or ())]
+
+    return _Prefilter(), tuple(always)
 
 
-def indicators_for(text: str, ruleset: Ruleset) -> Indicators:
-    sex, labor = _any(ruleset.sex, text), _any(ruleset.labor, text)
-    ttype: TraffickingType = "both" if sex and labor else "sex" if sex else "labor" if labor else "unknown"
-    return Indicators(minor_involved=_any(ruleset.minor, text), trafficking_type=ttype)
+# ---- classification -------------------------------------------------------------------------
 
 
-def urgency_for(category: Category, ind: Indicators) -> Urgency:
-    """The hotline's default urgency per category, raised when a minor is involved."""
+@dataclass
+class _Hits:
+    spans: list[Span] = field(default_factory=list)
+    matched: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+    danger: bool = False
+    escalate: set[str] = field(default_factory=set)
+    indicators: set[str] = field(default_factory=set)
+
+
+def _negated(folded: str, start: int, policy: Policy) -> bool:
+    window = folded[max(0, start - policy.negation_window_chars): start]
+    for i in range(len(window) - 1, -1, -1):
+        if window[i] in policy.clause_breaks:
+            window = window[i + 1:]
+            break
+    return any(cue.search(window) for cue in policy.negation_cues)
+
+
+def _scan(folded: str, ruleset: Ruleset) -> _Hits:
+    hits = _Hits()
+    fired: set[int] = set()
+    policy = ruleset.policy
+    for slot in ruleset.candidate_slots(folded):
+        owner, pattern = ruleset._slots[slot]
+        if isinstance(owner, str):
+            if owner not in hits.indicators and pattern.search(folded):
+                hits.indicators.add(owner)
+            continue
+        rule = ruleset.rules[owner]
+        for m in pattern.finditer(folded):
+            if m.end() == m.start():
+                continue
+            if rule.negatable and _negated(folded, m.start(), policy):
+                continue
+            hits.spans.append(Span(rule=rule.id, start=m.start(), end=m.end()))
+            if owner not in fired:
+                fired.add(owner)
+                hits.matched.append(rule.id)
+                hits.scores[rule.category] = hits.scores.get(rule.category, 0.0) + rule.weight
+                hits.danger |= rule.danger
+                if rule.escalate:
+                    hits.escalate.add(rule.category)
+            break
+    return hits
+
+
+def _trafficking_type(ind: set[str], category: Category) -> TraffickingType:
+    sex, labor = "sex" in ind, "labor" in ind
+    if sex and labor:
+        return "both"
+    if sex or labor:
+        return "sex" if sex else "labor"
+    return "none" if category == "unrelated" else "unknown"
+
+
+def choose_category(scores: dict[str, float], has_words: bool, policy: Policy) -> Category:
+    """Pure decision: crisis at its (low) threshold first, else the best-scoring category."""
+    if not has_words:
+        return policy.empty_category
+    if scores.get("crisis", 0.0) >= policy.thresholds["crisis"]:
+        return "crisis"
+    qualified = [c for c in policy.precedence if c != "crisis" and scores.get(c, 0.0) >= policy.thresholds[c]]
+    if not qualified:
+        return policy.default_category
+    best = max(scores[c] for c in qualified)
+    return next(c for c in qualified if scores[c] == best)
+
+
+def urgency_for(category: Category, ind: Indicators, escalate: bool = False) -> Urgency:
+    """The hotline's default urgency per category, raised by a minor or imminent harm."""
     if category == "crisis":
         return "immediate"
-    if category in ("tip", "at_risk"):
-        return "high" if ind.minor_involved else "normal"
+    if category == "tip":
+        return "high" if ind.minor_involved or ind.imminent_danger else "normal"
+    if category == "at_risk":
+        return "high" if ind.minor_involved or ind.imminent_danger else "normal"
+    if category == "tta":
+        return "high" if escalate else "low"
     if category == "referral":
         return "normal"
     return "low"
 
 
-def classify(signal: Signal, ruleset: Ruleset) -> TriageResult:
-    text = "\n".join(t for t in (signal.subject, signal.text) if t)
-    lang = signal.language
-    spans: list[Span] = []
-    matched: list[str] = []
-    hit_categories: set[str] = set()
-    for rule in ruleset.rules:
-        if rule.lang and lang not in ("und", rule.lang) and signal.language_confidence >= 0.5:
-            continue
-        for pat in rule.patterns:
-            m = pat.search(text)
-            if m:
-                spans.append(Span(rule=rule.id, start=m.start(), end=m.end()))
-                if rule.id not in matched:
-                    matched.append(rule.id)
-                hit_categories.add(rule.category)
-    category = next((c for c in PRECEDENCE if c in hit_categories), DEFAULT_CATEGORY)
-    ind = indicators_for(text, ruleset)
-    urgency = urgency_for(category, ind)
-    why = [f"category {category} from " + (", ".join(r for r in matched if r.startswith(category + "."))
-                                            or "no matching rule (default)")]
-    if ind.minor_involved:
-        why.append("minor involved")
-    if ind.trafficking_type != "unknown":
-        why.append(f"trafficking type {ind.trafficking_type}")
-    why.append(f"urgency {urgency}")
+def analysed_text(subject: str | None, text: str) -> str:
+    return "\n".join(t for t in (subject, text) if t)
+
+
+def classify_text(text: str, language: str, ruleset: Ruleset) -> TriageResult:
+    """Classify one text (subject and body already joined)."""
+    folded = fold(text)
+    hits = _scan(folded, ruleset)
+    has_words = bool(_LETTER.search(folded))
+    category = choose_category(hits.scores, has_words, ruleset.policy)
+    original = text[: len(folded)]
+    ind = Indicators(
+        minor_involved="minor" in hits.indicators,
+        trafficking_type=_trafficking_type(hits.indicators, category),
+        imminent_danger=hits.danger and hits.scores.get("crisis", 0.0) > 0,
+        location=location_hints(original),
+        case_number=quoted_case_number(original),
+    )
+    urgency = urgency_for(category, ind, escalate=category in hits.escalate)
     return TriageResult(
         category=category,
         urgency=urgency,
-        language=lang,
+        language=language,
         indicators=ind,
-        matched=tuple(matched),
-        spans=tuple(spans),
-        explanation="; ".join(why),
+        matched=tuple(hits.matched),
+        spans=tuple(hits.spans),
+        scores={k: round(v, 2) for k, v in sorted(hits.scores.items())},
+        explanation=explain(category, urgency, hits, ind, has_words),
         ruleset=ruleset.version,
     )
+
+
+def explain(category: Category, urgency: Urgency, hits: _Hits, ind: Indicators, has_words: bool) -> str:
+    own = [r for r in hits.matched if r.startswith(category + ".")]
+    if not has_words:
+        why = [f"{category}: no words to read"]
+    elif own:
+        why = [f"{category} from {', '.join(own)}"]
+    else:
+        why = [f"{category}: no rule reached its threshold (default)"]
+    against = [r for r in hits.matched if r.startswith("crisis.") and hits.scores.get("crisis", 0) < 2
+               and category != "crisis"]
+    if against:
+        why.append(f"crisis rules outweighed ({', '.join(against)})")
+    facts = []
+    if ind.minor_involved:
+        facts.append("minor involved")
+    if ind.imminent_danger:
+        facts.append("imminent danger")
+    if ind.trafficking_type not in ("unknown", "none"):
+        facts.append(f"{ind.trafficking_type} trafficking indicators")
+    if ind.case_number:
+        facts.append("quotes an existing case number")
+    if facts:
+        why.append(", ".join(facts))
+    why.append(f"urgency {urgency}")
+    return "; ".join(why)
+
+
+def classify(signal: Signal, ruleset: Ruleset) -> TriageResult:
+    return classify_text(analysed_text(signal.subject, signal.text), signal.language, ruleset)
+
+
+def more_severe(a: TriageResult, b: TriageResult) -> TriageResult:
+    return b if b.severity() > a.severity() else a
+
+
+def classify_conversation(texts: Sequence[str], language: str, ruleset: Ruleset,
+                          previous: TriageResult | None = None) -> TriageResult:
+    """Several short messages from one texter, read together.
+
+    A later message can raise the category or urgency; nothing the texter adds lowers a crisis
+    (only a person re-classifying it can).
+    """
+    joined = classify_text("\n".join(t for t in texts if t), language, ruleset)
+    if previous is None:
+        return joined
+    if previous.category == "crisis" and joined.category != "crisis":
+        return previous.model_copy(update={
+            "explanation": previous.explanation + "; kept as crisis: later messages never lower a crisis",
+            "matched": tuple(dict.fromkeys(previous.matched + joined.matched)),
+        })
+    return more_severe(joined, previous) if previous.severity() > joined.severity() else joined

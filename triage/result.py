@@ -12,9 +12,14 @@ TraffickingType = Literal["sex", "labor", "both", "none", "unknown"]
 
 CATEGORIES: tuple[Category, ...] = ("crisis", "tip", "tta", "referral", "general", "at_risk", "unrelated")
 URGENCIES: tuple[Urgency, ...] = ("immediate", "high", "normal", "low")
+URGENCY_RANK: dict[str, int] = {"low": 0, "normal": 1, "high": 2, "immediate": 3}
+# Most severe first: used to compare results (conversation escalation, re-triage).
+CATEGORY_SEVERITY: tuple[Category, ...] = ("crisis", "tip", "at_risk", "referral", "tta", "general", "unrelated")
 
 
 class Span(BaseModel):
+    """Where a rule fired: offsets into the analysed text (subject + newline + text)."""
+
     model_config = ConfigDict(frozen=True)
 
     rule: str
@@ -22,11 +27,22 @@ class Span(BaseModel):
     end: int
 
 
+class Location(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    state: str | None = None
+    city: str | None = None
+    zip: str | None = None
+
+
 class Indicators(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     minor_involved: bool = False
     trafficking_type: TraffickingType = "unknown"
+    imminent_danger: bool = False
+    location: Location | None = None
+    case_number: str | None = None
 
 
 class TriageResult(BaseModel):
@@ -38,5 +54,10 @@ class TriageResult(BaseModel):
     indicators: Indicators
     matched: tuple[str, ...]
     spans: tuple[Span, ...] = ()
+    scores: dict[str, float] = {}
     explanation: str
     ruleset: str
+
+    def severity(self) -> tuple[int, int]:
+        """Higher is more severe: urgency first, then the category's place in the order."""
+        return (URGENCY_RANK[self.urgency], len(CATEGORY_SEVERITY) - CATEGORY_SEVERITY.index(self.category))
