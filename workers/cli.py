@@ -275,7 +275,11 @@ def triage(ctx: click.Context, jsonl: bool, rules_dir: str | None) -> None:
             subject = item.get("subject")
             if subject is not None and not isinstance(subject, str):
                 raise ValueError("'subject' must be a string")
-        except (ValueError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError as exc:
+            bad += 1
+            click.echo(f"hotline triage: line {n}: not valid JSON ({exc.msg} at column {exc.colno})", err=True)
+            continue
+        except ValueError as exc:
             bad += 1
             click.echo(f"hotline triage: line {n}: {exc}", err=True)
             continue
@@ -289,12 +293,96 @@ def triage(ctx: click.Context, jsonl: bool, rules_dir: str | None) -> None:
             "category": res.category,
             "urgency": res.urgency,
             "language": res.language,
-            "indicators": res.indicators.model_dump(),
+            "indicators": {"minor_involved": res.indicators.minor_involved,
+                           "trafficking_type": res.indicators.trafficking_type},
             "matched": list(res.matched),
             "ruleset": res.ruleset,
         }, ensure_ascii=False))
     if bad:
         sys.exit(2)
+
+
+@cli.command("eval", help="Score the rules on a labelled JSONL corpus: per-class P/R/F1, crisis recall, "
+                          "macro-F1, urgency accuracy, confusion matrix.")
+@click.argument("corpus", type=click.Path(dir_okay=False))
+@click.option("--split", type=click.Choice(["dev", "test", "all"]), default="all", show_default=True,
+              help="Which part of the corpus to score (items without a split count only for 'all').")
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False, exists=True), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+@guarded
+def eval_cmd(ctx: click.Context, corpus: str, split: str, rules_dir: str | None, as_json: bool) -> None:
+    from intake.normalize import LanguageDetector, clean_text
+    from intake.signal import Channel, Signal
+    from triage.engine import classify, load_ruleset
+    from triage.evaluate import CorpusError, format_report, load_corpus, score
+
+    path = Path(corpus)
+    if not path.exists():
+        raise BadInput(f"{corpus}: no such file")
+    try:
+        items, errors = load_corpus(path, split)
+    except CorpusError as exc:
+        raise BadInput(str(exc)) from exc
+    for e in errors:
+        click.echo(f"hotline eval: {e}", err=True)
+    if not items:
+        raise BadInput(f"{corpus}: no usable labelled items for split '{split}'")
+    settings = load_settings(ctx.obj.get("config"))
+    chosen = rules_dir or settings.triage.rules_dir
+    ruleset = load_ruleset(Path(chosen) if chosen else None)
+    detector = LanguageDetector()
+    now = datetime.now(UTC)
+    preds = []
+    for it in items:
+        text = clean_text(it.text)
+        lang = detector.detect(" ".join(t for t in (it.subject, text) if t))
+        channel = Channel(it.channel) if it.channel in Channel._value2member_map_ else Channel.SMS
+        preds.append(classify(Signal(channel=channel, external_id=it.id, received_at=now, text=text,
+                                     subject=it.subject, language=lang.code,
+                                     language_confidence=lang.confidence), ruleset))
+    report = score([i.category for i in items], [p.category for p in preds],
+                   [i.urgency for i in items], [p.urgency for p in preds],
+                   ids=[i.id for i in items], languages=[i.language for i in items],
+                   gold_minor=[i.minor_involved for i in items],
+                   pred_minor=[p.indicators.minor_involved for p in preds])
+    if as_json:
+        click.echo(json.dumps({"split": split, "ruleset": ruleset.version, **report.as_dict()}, indent=2))
+    else:
+        click.echo(f"corpus {corpus}, split {split}, ruleset {ruleset.version}\n")
+        click.echo(format_report(report))
+    if errors:
+        sys.exit(2)
+
+
+@cli.group(help="Triage rule files.")
+def rules() -> None:
+    pass
+
+
+@rules.command("check", help="Validate the rule files; print a summary or the first problem (exit 2).")
+@click.argument("rules_dir", required=False, type=click.Path(file_okay=False))
+@click.pass_context
+@guarded
+def rules_check(ctx: click.Context, rules_dir: str | None) -> None:
+    from triage.engine import load_ruleset
+
+    if rules_dir is None:
+        chosen = load_settings(ctx.obj.get("config")).triage.rules_dir
+        rules_dir = chosen
+    if rules_dir is not None and not Path(rules_dir).is_dir():
+        raise BadInput(f"{rules_dir}: not a directory")
+    rs = load_ruleset(Path(rules_dir) if rules_dir else None)
+    by_cat: dict[str, int] = {}
+    langs: set[str] = set()
+    for r in rs.rules:
+        by_cat[r.category] = by_cat.get(r.category, 0) + 1
+        if r.lang:
+            langs.add(r.lang)
+    patterns = sum(len(r.patterns) for r in rs.rules) + sum(len(v) for v in rs.indicators.values())
+    click.echo(f"ok: ruleset {rs.version}: {len(rs.files)} files, {len(rs.rules)} rules, {patterns} patterns")
+    click.echo("rules per category: " + ", ".join(f"{k} {v}" for k, v in sorted(by_cat.items())))
+    click.echo("languages: " + ", ".join(sorted(langs)))
 
 
 # ---- simulate --------------------------------------------------------------------------------
