@@ -170,3 +170,36 @@ def test_worker_sigkilled_mid_job_signal_triaged_exactly_once_after_restart(tmp_
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
         rt.close()
+
+
+def test_a_job_that_keeps_failing_lands_in_the_failed_registry_with_its_traceback(tmp_path, embedded_backend):
+    from rq.registry import FailedJobRegistry
+
+    from intake.crypto import FieldCipher
+    from intake.store import Store
+    from workers.settings import load_settings
+
+    config = tmp_path / "no-retry.yaml"
+    config.write_text(CONFIG.read_text().replace("retry_intervals: [2, 10, 60, 300]", "retry_intervals: []"))
+    settings = load_settings(config, env={
+        "HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SECRET_KEY": TEST_SECRET,
+        "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN, "HOTLINE_DATABASE_URL": embedded_backend.database_url,
+        "HOTLINE_REDIS_URL": embedded_backend.redis_url})
+    assert settings.queue.retry_intervals == ()
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        assert post_signed(client, sms_params("a message the worker cannot read")).status_code == 200
+        [row] = rt.store.recent_signals()
+        # The worker was deployed with the wrong key: every attempt to read the signal fails.
+        rt.store = Store(rt.store.engine, FieldCipher("a-different-key-" + "x" * 30))
+        drain(rt)
+        failed = FailedJobRegistry(queue=rt.queue)
+        assert job_id_for(row["id"]) in failed.get_job_ids()
+        job = Job.fetch(job_id_for(row["id"]), connection=rt.redis, serializer=rt.queue.serializer)
+        assert "SecretKeyError" in (job.latest_result().exc_string or "")
+        report = _sweep(rt)
+        assert report.failed == [row["id"]] and report.enqueued == []
+        assert rt.store.counts()["triaged"] == 0  # nothing half-done
+    finally:
+        rt.close()
