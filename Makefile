@@ -22,6 +22,7 @@ test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(BIN)/python bench/triage.py
 	$(BIN)/python bench/webhook.py
 
 lint: $(STAMP)
