@@ -7,6 +7,7 @@ Message text, contact identifiers, location details and raw payloads are stored 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -131,6 +133,74 @@ routes = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
+case_steps = Table(
+    "case_steps",
+    metadata,
+    Column("case_id", String(32), ForeignKey("cases.id"), primary_key=True),
+    Column("protocol", String(32), primary_key=True),
+    Column("step_id", String(64), primary_key=True),
+    Column("agency", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("consent", Boolean, nullable=False, default=False),
+    Column("done_at", UTCDateTime()),
+    Column("done_by", String(128)),
+)
+
+# Audit trail of everything that happens to a case: who, when, what, why.
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("case_id", String(32), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("detail", JSON, nullable=False, default=dict),
+)
+
+# Transactional outbox: route events are written in the same transaction as the route and
+# published to the broker afterwards, so a broker outage delays events but never loses one.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("routing_key", String(64), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("published_at", UTCDateTime()),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index("ix_outbox_unpublished", "published_at", "created_at"),
+)
+
+# SLA checkpoints per case; the database is the record, rq's scheduler the alarm clock.
+sla_checks = Table(
+    "sla_checks",
+    metadata,
+    Column("case_id", String(32), ForeignKey("cases.id"), primary_key=True),
+    Column("point", String(16), primary_key=True),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("done_at", UTCDateTime()),
+    Column("outcome", String(32)),
+    Index("ix_sla_checks_due", "done_at", "due_at"),
+)
+
+# Every outbound notification (page, webhook): sent, or recorded when no credentials exist.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("case_id", String(32), ForeignKey("cases.id")),
+    Column("kind", String(16), nullable=False),
+    Column("target_enc", Text),
+    Column("body_enc", Text),
+    Column("status", String(16), nullable=False),
+    Column("dedupe_key", String(128), unique=True),
+    Column("provider_id", String(64)),
+    Column("error", Text),
+)
+
 
 def make_engine(url: str) -> Engine:
     """Engine with the settings each backend needs to be safe under several processes."""
@@ -169,6 +239,21 @@ class CaseLink:
     case_id: str
     number: str
     escalate: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    """What else the routing of one signal writes, in the same transaction.
+
+    steps: protocol checklist rows (protocol, step_id, agency, action, due_at, consent)
+    checks: SLA checkpoints (point, due_at); on an escalated case they replace pending ones
+    event: (routing_key, body) for the outbox; body never holds contact data
+    """
+
+    steps: tuple[dict[str, Any], ...] = ()
+    checks: tuple[tuple[str, datetime], ...] = ()
+    event: tuple[str, dict[str, Any]] | None = None
+    actor: str = "system"
 
 
 @dataclass(frozen=True)
@@ -321,6 +406,7 @@ class Store:
         new_case_id: Callable[[], str],
         now: datetime,
         link: CaseLink | None = None,
+        plan: CasePlan | None = None,
     ) -> str | None:
         """Persist triage result, case and route in one transaction.
 
@@ -358,12 +444,159 @@ class Store:
                 else:  # pragma: no cover - 40 bits of randomness colliding ten times
                     raise RuntimeError("could not allocate a unique case number")
             conn.execute(insert(routes).values(signal_id=signal_id, case_id=case_id, created_at=now, **route))
+            self._apply_plan(conn, case_id, number, plan or CasePlan(), now,
+                             opened=link is None, escalated=bool(link and link.escalate), signal_id=signal_id)
             conn.execute(
                 update(signals)
                 .where(signals.c.id == signal_id)
                 .values(status="triaged", triaged_at=now, case_id=case_id)
             )
         return number
+
+    def _apply_plan(self, conn: Any, case_id: str, number: str, plan: CasePlan, now: datetime, opened: bool,
+                    escalated: bool, signal_id: str) -> None:
+        have = {(r.protocol, r.step_id) for r in conn.execute(
+            select(case_steps.c.protocol, case_steps.c.step_id).where(case_steps.c.case_id == case_id))}
+        for step in plan.steps:
+            if (step["protocol"], step["step_id"]) not in have:
+                conn.execute(insert(case_steps).values(case_id=case_id, **step))
+        if opened or escalated:
+            conn.execute(sla_checks.delete().where(sla_checks.c.case_id == case_id, sla_checks.c.done_at.is_(None)))
+            done = {r.point for r in conn.execute(select(sla_checks.c.point).where(sla_checks.c.case_id == case_id))}
+            for point, due in plan.checks:
+                if point not in done:
+                    conn.execute(insert(sla_checks).values(case_id=case_id, point=point, due_at=due))
+        action = "opened" if opened else "escalated" if escalated else "linked"
+        conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=case_id, at=now, actor=plan.actor,
+                                                action=action, detail={"signal_id": signal_id}))
+        if plan.event is not None:
+            key, body = plan.event
+            conn.execute(insert(outbox).values(id=uuid.uuid4().hex, created_at=now, routing_key=key,
+                                               body={**body, "case_number": number, "case_action": action},
+                                               attempts=0))
+
+    # ---- case lifecycle -----------------------------------------------------------------------
+
+    def set_case_status(self, number: str, status: str, actor: str, reason: str | None, now: datetime,
+                        allowed_from: tuple[str, ...]) -> CaseRow:
+        """Move a case along open -> acknowledged -> closed, with an audit entry.
+
+        Raises LookupError for an unknown case and ValueError for a move not allowed from
+        its current status. Pending SLA checks are cancelled when it leaves 'open'."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(cases).where(cases.c.number == number)).first()
+            if row is None:
+                raise LookupError(f"no case {number}")
+            if row.status not in allowed_from:
+                raise ValueError(f"case {number} is {row.status}; cannot become {status}")
+            conn.execute(update(cases).where(cases.c.id == row.id).values(status=status, updated_at=now))
+            conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=row.id, at=now, actor=actor,
+                                                    action=status, detail={"reason": reason} if reason else {}))
+            if status in ("acknowledged", "closed"):
+                # Someone has the case: its pending SLA checks are cancelled.
+                conn.execute(update(sla_checks)
+                             .where(sla_checks.c.case_id == row.id, sla_checks.c.done_at.is_(None))
+                             .values(done_at=now, outcome=f"cancelled:{status}"))
+            row = conn.execute(select(cases).where(cases.c.id == row.id)).first()
+        return CaseRow.from_row(row)
+
+    def case_audit(self, case_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(case_events).where(case_events.c.case_id == case_id)
+                                .order_by(case_events.c.at, case_events.c.id)).all()
+        return [{"at": r.at.isoformat(), "actor": r.actor, "action": r.action, "detail": r.detail} for r in rows]
+
+    def case_steps(self, case_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(case_steps).where(case_steps.c.case_id == case_id)
+                                .order_by(case_steps.c.due_at, case_steps.c.protocol, case_steps.c.step_id)).all()
+        return [{"protocol": r.protocol, "step_id": r.step_id, "agency": r.agency, "action": r.action,
+                 "due_at": r.due_at.isoformat(), "consent": r.consent,
+                 "done_at": r.done_at.isoformat() if r.done_at else None} for r in rows]
+
+    # ---- SLA checks ---------------------------------------------------------------------------
+
+    def pending_checks(self, case_id: str | None = None, due_before: datetime | None = None
+                       ) -> list[tuple[str, str, datetime]]:
+        q = select(sla_checks.c.case_id, sla_checks.c.point, sla_checks.c.due_at).where(sla_checks.c.done_at.is_(None))
+        if case_id:
+            q = q.where(sla_checks.c.case_id == case_id)
+        if due_before:
+            q = q.where(sla_checks.c.due_at <= due_before)
+        with self.engine.connect() as conn:
+            return [(r.case_id, r.point, r.due_at) for r in conn.execute(q.order_by(sla_checks.c.due_at))]
+
+    def finish_check(self, case_id: str, point: str, outcome: str, now: datetime,
+                     escalate_to_queue: str | None = None, actor: str = "sla",
+                     event: tuple[str, dict[str, Any]] | None = None) -> bool:
+        """Mark a check done (once: False if it already was), record what it did and queue
+        its event, in one transaction."""
+        with self.engine.begin() as conn:
+            res = conn.execute(update(sla_checks)
+                               .where(sla_checks.c.case_id == case_id, sla_checks.c.point == point,
+                                      sla_checks.c.done_at.is_(None))
+                               .values(done_at=now, outcome=outcome))
+            if res.rowcount != 1:
+                return False
+            if escalate_to_queue:
+                conn.execute(update(cases).where(cases.c.id == case_id).values(queue=escalate_to_queue, updated_at=now))
+            conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=case_id, at=now, actor=actor,
+                                                    action=f"sla_{point}", detail={"outcome": outcome}))
+            if event is not None:
+                conn.execute(insert(outbox).values(id=uuid.uuid4().hex, created_at=now, routing_key=event[0],
+                                                   body=event[1], attempts=0))
+        return True
+
+    # ---- outbox -------------------------------------------------------------------------------
+
+    def unpublished_events(self, limit: int = 100) -> list[tuple[str, str, dict[str, Any]]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.id, outbox.c.routing_key, outbox.c.body)
+                                .where(outbox.c.published_at.is_(None))
+                                .order_by(outbox.c.created_at, outbox.c.id).limit(limit)).all()
+        return [(r.id, r.routing_key, r.body) for r in rows]
+
+    def mark_published(self, event_ids: list[str], now: datetime) -> None:
+        if event_ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(outbox).where(outbox.c.id.in_(event_ids)).values(published_at=now))
+
+    def note_publish_failure(self, event_ids: list[str]) -> None:
+        if event_ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(outbox).where(outbox.c.id.in_(event_ids))
+                             .values(attempts=outbox.c.attempts + 1))
+
+    def add_event(self, routing_key: str, body: dict[str, Any], now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(outbox).values(id=uuid.uuid4().hex, created_at=now, routing_key=routing_key,
+                                               body=body, attempts=0))
+
+    # ---- notifications ------------------------------------------------------------------------
+
+    def record_notification(self, case_id: str | None, kind: str, target: str | None, body: str, status: str,
+                            dedupe_key: str, now: datetime, provider_id: str | None = None,
+                            error: str | None = None) -> bool:
+        """Store a notification once per dedupe_key; False if it was already recorded."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(notifications).values(
+                    id=uuid.uuid4().hex, created_at=now, case_id=case_id, kind=kind,
+                    target_enc=self.cipher.encrypt(target), body_enc=self.cipher.encrypt(body), status=status,
+                    dedupe_key=dedupe_key, provider_id=provider_id, error=error))
+        except IntegrityError:
+            return False
+        return True
+
+    def notifications_for(self, case_id: str | None = None) -> list[dict[str, Any]]:
+        q = select(notifications).order_by(notifications.c.created_at)
+        if case_id:
+            q = q.where(notifications.c.case_id == case_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [{"kind": r.kind, "status": r.status, "target": self.cipher.decrypt(r.target_enc),
+                 "body": self.cipher.decrypt(r.body_enc), "dedupe_key": r.dedupe_key,
+                 "provider_id": r.provider_id, "error": r.error, "case_id": r.case_id} for r in rows]
 
     # ---- cases and conversations ------------------------------------------------------------
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from intake.signal import Channel
-from intake.store import CaseLink, CaseRow
+from redis.exceptions import RedisError
+from rq.exceptions import DuplicateJobError
+
+from intake.signal import Channel, Signal
+from intake.store import CaseLink, CasePlan, CaseRow
 from routing.cases import new_case_id, new_case_number
+from routing.escalation import action_for, checkpoints
+from routing.events import routing_key
+from routing.protocols import plan_steps, resolve_state
 from routing.router import Route, route
 from triage.engine import analysed_text, classify, classify_conversation
 from triage.result import CATEGORY_SEVERITY, URGENCY_RANK, TriageResult
@@ -16,6 +24,9 @@ from . import context
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+OUTBOX_LOCK = "hotline:outbox:lock"
+SLA_JOB = "workers.jobs.sla_check"
 
 
 def _severity(category: str, urgency: str) -> tuple[int, int]:
@@ -30,6 +41,27 @@ def plan_case_link(case: CaseRow, result: TriageResult, r: Route) -> CaseLink:
             "deadline": min(case.deadline, r.deadline), "sla_clock": r.sla_clock,
         })
     return CaseLink(case.id, case.number)
+
+
+def route_event(signal: Signal, result: TriageResult, r: Route, state: str | None,
+                now: datetime) -> tuple[str, dict[str, Any]]:
+    """The route event: ids, categories, deadline. No text, no contact identifiers."""
+    return routing_key(result.category, result.urgency), {
+        "event": "signal.routed",
+        "signal_id": signal.id,
+        "channel": signal.channel.value,
+        "category": result.category,
+        "urgency": result.urgency,
+        "queue": r.queue,
+        "deadline": r.deadline.isoformat(),
+        "sla_clock": r.sla_clock,
+        "language": result.language,
+        "minor_involved": result.indicators.minor_involved,
+        "trafficking_type": result.indicators.trafficking_type,
+        "state": state,
+        "ruleset": result.ruleset,
+        "at": now.isoformat(),
+    }
 
 
 def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> str:
@@ -65,6 +97,17 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
             link_case = quoted
     r = route(signal, result, rt.sla_rules, rt.calendar)
     link = plan_case_link(link_case, result, r) if link_case else None
+    text_state = result.indicators.location.state if result.indicators.location else None
+    state, state_source = resolve_state(rt.protocols, text_state, signal.location.state, signal.sender)
+    steps = plan_steps(rt.protocols, result.category, result.indicators.minor_involved,
+                       result.indicators.trafficking_type, state, now)
+    deadline = link.escalate["deadline"] if link and link.escalate else r.deadline
+    plan = CasePlan(
+        steps=tuple({"protocol": s.protocol, "step_id": s.step_id, "agency": s.agency, "action": s.action,
+                     "due_at": s.due_at, "consent": s.consent} for s in steps),
+        checks=tuple(checkpoints(now, deadline, result.urgency, rt.escalation)),
+        event=route_event(signal, result, r, state, now),
+    )
     number = rt.store.save_outcome(
         signal_id,
         triage={
@@ -81,6 +124,8 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
                 "location": result.indicators.location.model_dump(exclude_none=True)
                 if result.indicators.location else None,
                 "case_number_quoted": result.indicators.case_number,
+                "state": state,
+                "state_source": state_source,
             },
             "explanation": result.explanation,
             "ruleset": result.ruleset,
@@ -90,15 +135,117 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
         new_case_id=new_case_id,
         now=now,
         link=link,
+        plan=plan,
     )
     if number is None:
         log.info("triage: signal %s already triaged (concurrent run)", signal_id)
         return "already"
+    case = rt.store.case_by_number(number)
     log.info("triage: signal %s -> %s/%s queue=%s%s", signal_id, result.category, result.urgency, r.queue,
              " (joined existing case)" if link else "")
+    if case is not None:
+        schedule_checks(rt, case.id)
+        if result.category == "crisis" and (link is None or link.escalate):
+            # A crisis pages on-call at once; the 'ack' check pages again if nobody takes it.
+            text = (f"Hotline: CRISIS case {case.number} in queue {case.queue}. "
+                    "Open the console now.")
+            rt.notifier.page(case.id, case.number, "crisis", text, voice=False)
+    publish_outbox(rt)
     return "linked" if link else "routed"
+
+
+def schedule_checks(rt: Runtime, case_id: str) -> int:
+    """Ask rq's scheduler to run each pending SLA check when due. The database holds the
+    checks; if Redis loses the schedule, the sweeper enqueues overdue checks."""
+    scheduled = 0
+    for cid, point, due in rt.store.pending_checks(case_id=case_id):
+        try:
+            rt.queue.enqueue_at(due, SLA_JOB, cid, point, job_id=sla_job_id(cid, point, due), unique=True,
+                                job_timeout=rt.policy.timeout, failure_ttl=rt.policy.failure_ttl)
+            scheduled += 1
+        except DuplicateJobError:
+            pass
+        except RedisError as exc:
+            log.warning("sla: could not schedule %s check for case %s (%s); the sweeper will run it",
+                        point, cid, exc.__class__.__name__)
+    return scheduled
+
+
+def sla_job_id(case_id: str, point: str, due: datetime) -> str:
+    return f"sla-{case_id}-{point}-{int(due.timestamp())}"
+
+
+def run_sla_check(rt: Runtime, case_id: str, point: str, now: datetime | None = None) -> str:
+    """One SLA checkpoint for one case. Returns what it did."""
+    now = now or datetime.now(UTC)
+    case = rt.store.case_by_id(case_id)
+    if case is None:
+        return "missing"
+    pending = {p for _, p, _ in rt.store.pending_checks(case_id=case_id)}
+    if point not in pending:
+        return "done"
+    action = action_for(point, case.status)  # type: ignore[arg-type]
+    body = {"event": f"sla.{point}", "case_number": case.number, "category": case.category,
+            "urgency": case.urgency, "queue": case.queue, "deadline": case.deadline.isoformat(),
+            "at": now.isoformat()}
+    if action == "nothing":
+        rt.store.finish_check(case_id, point, f"skipped:{case.status}", now)
+        return "skipped"
+    if action == "page_on_call":
+        minutes = rt.escalation.crisis_unacknowledged_minutes
+        text = (f"Hotline: case {case.number} ({case.category}) unacknowledged for {minutes:g} min. "
+                "Take it in the console now.")
+        rt.notifier.page(case_id, case.number, point, text, voice=True)
+        rt.notifier.webhook(case_id, point, body)
+        rt.store.finish_check(case_id, point, "paged", now, event=("escalation.unacknowledged", body))
+        log.warning("sla: case %s unacknowledged; on-call paged", case.number)
+        return "paged"
+    if action == "warn":
+        rt.store.finish_check(case_id, point, "warned", now, event=("sla.warning", body))
+        return "warned"
+    text = f"Hotline: case {case.number} ({case.category}/{case.urgency}) passed its SLA deadline."
+    rt.notifier.page(case_id, case.number, point, text, voice=False)
+    rt.notifier.webhook(case_id, point, body)
+    rt.store.finish_check(case_id, point, "breached", now, escalate_to_queue=rt.escalation.breach_queue,
+                          event=("sla.breach", {**body, "moved_to": rt.escalation.breach_queue}))
+    log.warning("sla: case %s breached its deadline; moved to %s", case.number, rt.escalation.breach_queue)
+    publish_outbox(rt)
+    return "breached"
+
+
+def publish_outbox(rt: Runtime, max_batches: int = 10) -> int:
+    """Publish pending route events; one publisher at a time across all workers."""
+    token = secrets.token_hex(8)
+    try:
+        if not rt.redis.set(OUTBOX_LOCK, token, nx=True, px=10_000):
+            return 0
+    except RedisError:
+        return 0
+    total = 0
+    try:
+        for _ in range(max_batches):
+            batch = rt.store.unpublished_events(limit=100)
+            if not batch:
+                break
+            sent = rt.publisher.publish(batch, lambda ids: rt.store.mark_published(ids, datetime.now(UTC)))
+            total += sent
+            if sent < len(batch):
+                rt.store.note_publish_failure([e[0] for e in batch[sent:sent + 1]])
+                break
+    finally:
+        try:
+            if rt.redis.get(OUTBOX_LOCK) == token.encode():
+                rt.redis.delete(OUTBOX_LOCK)
+        except RedisError:
+            pass
+    return total
 
 
 def triage_and_route(signal_id: str) -> str:
     """rq entry point: the bound runtime does the work."""
     return process_signal(context.current(), signal_id)
+
+
+def sla_check(case_id: str, point: str) -> str:
+    """rq entry point for a scheduled SLA checkpoint."""
+    return run_sla_check(context.current(), case_id, point)

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 from redis.backoff import ExponentialBackoff
@@ -18,6 +19,9 @@ from intake.crypto import FieldCipher, SecretKeyError, generate_secret_key
 from intake.normalize import LanguageDetector
 from intake.sink import JobPolicy, Sink, make_queue
 from intake.store import Store, make_engine
+from routing.escalation import EscalationPolicy
+from routing.events import EventPublisher
+from routing.protocols import ProtocolError, ProtocolTable, load_protocols
 from routing.sla import BusinessCalendar, SlaRule
 from triage.engine import Ruleset, load_ruleset
 
@@ -117,7 +121,11 @@ class Runtime:
     detector: LanguageDetector
     calendar: BusinessCalendar
     sla_rules: tuple[SlaRule, ...]
+    escalation: EscalationPolicy
+    publisher: EventPublisher
+    protocols: ProtocolTable
     _ruleset: Ruleset | None = field(default=None, repr=False)
+    _notifier: Any = field(default=None, repr=False)
 
     @property
     def ruleset(self) -> Ruleset:
@@ -125,6 +133,14 @@ class Runtime:
             rules_dir = Path(self.settings.triage.rules_dir) if self.settings.triage.rules_dir else None
             self._ruleset = load_ruleset(rules_dir)
         return self._ruleset
+
+    @property
+    def notifier(self) -> Any:
+        if self._notifier is None:
+            from .notify import Notifier, make_twilio_client
+
+            self._notifier = Notifier(self.settings, self.store, make_twilio_client(self.settings))
+        return self._notifier
 
     def close(self) -> None:
         self.store.engine.dispose()
@@ -143,6 +159,11 @@ def build_runtime(settings: Settings, create_schema: bool = True) -> Runtime:
     redis = connect_redis(settings)
     policy = job_policy(settings)
     queue = make_queue(redis, policy)
+    try:
+        protocols = load_protocols(Path(settings.protocols.path) if settings.protocols.path else None)
+    except ProtocolError as exc:
+        raise ConfigError(f"protocols.path: {exc}") from exc
+    esc = settings.escalation
     return Runtime(
         settings=settings,
         store=store,
@@ -153,4 +174,8 @@ def build_runtime(settings: Settings, create_schema: bool = True) -> Runtime:
         detector=LanguageDetector(),
         calendar=business_calendar(settings),
         sla_rules=sla_rules(settings),
+        escalation=EscalationPolicy(esc.crisis_unacknowledged_minutes, tuple(esc.acknowledge_urgencies),
+                                    esc.warning_fraction, esc.breach_queue),
+        publisher=EventPublisher(settings.storage.broker_url or redis_url(settings), settings.events.exchange),
+        protocols=protocols,
     )

@@ -29,6 +29,8 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "HOTLINE_PUBLIC_BASE_URL": ("service", "public_base_url"),
     "HOTLINE_PORT": ("service", "port"),
     "HOTLINE_VAR_DIR": ("service", "var_dir"),
+    "HOTLINE_WEBHOOK_SECRET": ("notifications", "webhook_secret"),
+    "HOTLINE_TWILIO_API_BASE_URL": ("twilio", "api_base_url"),
 }
 
 
@@ -74,6 +76,7 @@ class SecuritySettings(_Frozen):
 class TwilioSettings(_Frozen):
     auth_token: str | None = None
     account_sid: str | None = None
+    api_base_url: str | None = None
 
 
 class SmsSettings(_Frozen):
@@ -175,6 +178,64 @@ class SlaSettings(_Frozen):
         return self
 
 
+class EscalationSettings(_Frozen):
+    crisis_unacknowledged_minutes: float = Field(3, gt=0, le=1440)
+    acknowledge_urgencies: tuple[str, ...] = ("immediate",)
+    warning_fraction: float = Field(0.75, gt=0, lt=1)
+    breach_queue: str = "supervisors"
+
+    @field_validator("acknowledge_urgencies")
+    @classmethod
+    def _urgencies(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for u in v:
+            if u not in URGENCIES:
+                raise ValueError(f"unknown urgency {u!r}; expected one of {', '.join(URGENCIES)}")
+        return v
+
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class NotificationSettings(_Frozen):
+    on_call_sms: tuple[str, ...] = ()
+    on_call_voice: tuple[str, ...] = ()
+    from_number: str | None = None
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    webhook_timeout_seconds: float = Field(5, gt=0, le=60)
+
+    @field_validator("on_call_sms", "on_call_voice")
+    @classmethod
+    def _numbers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for n in v:
+            if not _E164.match(n):
+                raise ValueError(f"{n!r} is not an E.164 number like +15555550100")
+        return v
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _urls(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for u in v:
+            if not re.match(r"^https?://\S+$", u):
+                raise ValueError(f"{u!r} is not an http(s) URL")
+        return v
+
+    @model_validator(mode="after")
+    def _secret_with_urls(self) -> NotificationSettings:
+        if self.webhook_urls and not self.webhook_secret:
+            raise ValueError("webhook_urls need webhook_secret (HOTLINE_WEBHOOK_SECRET) to sign with")
+        return self
+
+
+class EventSettings(_Frozen):
+    exchange: str = Field("hotline.routes", min_length=1)
+    publish_interval_seconds: float = Field(1, gt=0, le=60)
+
+
+class ProtocolSettings(_Frozen):
+    path: str | None = None
+
+
 class Settings(_Frozen):
     """Everything tunable, frozen. Built by load_settings(); pass sections where needed."""
 
@@ -186,6 +247,10 @@ class Settings(_Frozen):
     queue: QueueSettings = QueueSettings()
     sweeper: SweeperSettings = SweeperSettings()
     triage: TriageSettings = TriageSettings()
+    escalation: EscalationSettings = EscalationSettings()
+    notifications: NotificationSettings = NotificationSettings()
+    events: EventSettings = EventSettings()
+    protocols: ProtocolSettings = ProtocolSettings()
     sla: SlaSettings
     teams: dict[str, str]
     source: str = "<defaults>"
@@ -195,6 +260,8 @@ class Settings(_Frozen):
         for i, rule in enumerate(self.sla.routes):
             if rule.queue not in self.teams:
                 raise ValueError(f"sla.routes.{i}.queue: {rule.queue!r} is not a team under 'teams'")
+        if self.escalation.breach_queue not in self.teams:
+            raise ValueError(f"escalation.breach_queue: {self.escalation.breach_queue!r} is not a team under 'teams'")
         return self
 
     @property
