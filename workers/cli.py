@@ -385,6 +385,124 @@ def rules_check(ctx: click.Context, rules_dir: str | None) -> None:
     click.echo("languages: " + ", ".join(sorted(langs)))
 
 
+# ---- cases and events -----------------------------------------------------------------------
+
+
+@cli.group(help="Look at and move cases: open -> acknowledged -> closed (every move is audited).")
+def cases() -> None:
+    pass
+
+
+def _case_store(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from .runtime import build_runtime
+
+    return build_runtime(_settings(ctx))
+
+
+def _case_number(raw: str) -> str:
+    from routing.cases import normalize_case_number
+
+    number = normalize_case_number(raw)
+    if number is None:
+        raise BadInput(f"{raw!r} is not a valid case number (like HT-7K3M-9QXD-4)")
+    return number
+
+
+@cases.command("show", help="A case: status, queue, deadline, protocol checklist and audit trail.")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@guarded
+def cases_show(ctx: click.Context, number: str, as_json: bool) -> None:
+    rt = _case_store(ctx)
+    try:
+        case = rt.store.case_by_number(_case_number(number))
+        if case is None:
+            raise BadInput(f"no case {number}")
+        data = {"number": case.number, "status": case.status, "category": case.category, "urgency": case.urgency,
+                "queue": case.queue, "deadline": case.deadline.isoformat(), "sla_clock": case.sla_clock,
+                "steps": rt.store.case_steps(case.id), "audit": rt.store.case_audit(case.id),
+                "pending_checks": [{"point": p, "due_at": d.isoformat()}
+                                   for _, p, d in rt.store.pending_checks(case_id=case.id)]}
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+            return
+        click.echo(f"{case.number}  {case.status}  {case.category}/{case.urgency}  queue {case.queue}  "
+                   f"due {case.deadline.isoformat()[:16]}")
+        for st in data["steps"]:
+            mark = "x" if st["done_at"] else " "
+            click.echo(f"  [{mark}] {st['due_at'][:16]}  {st['agency']}: {st['action']}")
+        for ev in data["audit"]:
+            click.echo(f"  {ev['at'][:19]}  {ev['actor']}: {ev['action']} {ev['detail'] or ''}")
+    finally:
+        rt.close()
+
+
+def _move(ctx: click.Context, number: str, status: str, actor: str, reason: str | None,
+          allowed: tuple[str, ...]) -> None:
+    rt = _case_store(ctx)
+    try:
+        case = rt.store.set_case_status(_case_number(number), status, actor, reason, datetime.now(UTC), allowed)
+    except LookupError as exc:
+        raise BadInput(str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    finally:
+        rt.close()
+    click.echo(f"{case.number} is now {case.status}")
+
+
+@cases.command("ack", help="Acknowledge a case (an advocate has it): its pending SLA checks are cancelled.")
+@click.argument("number")
+@click.option("--by", "actor", required=True, help="Who acknowledges (username).")
+@click.pass_context
+@guarded
+def cases_ack(ctx: click.Context, number: str, actor: str) -> None:
+    _move(ctx, number, "acknowledged", actor, None, ("open",))
+
+
+@cases.command("close", help="Close a case, with a reason.")
+@click.argument("number")
+@click.option("--by", "actor", required=True)
+@click.option("--reason", required=True)
+@click.pass_context
+@guarded
+def cases_close(ctx: click.Context, number: str, actor: str, reason: str) -> None:
+    _move(ctx, number, "closed", actor, reason, ("open", "acknowledged"))
+
+
+@cli.group(help="Route events on the broker.")
+def events() -> None:
+    pass
+
+
+@events.command("tail", help="Print route events as they are published (a consumer example).")
+@click.option("--binding", default="#", show_default=True, help="Topic binding, e.g. 'crisis.*' or '*.high'.")
+@click.option("--count", type=click.IntRange(1), default=None, help="Stop after this many events.")
+@click.option("--seconds", type=click.FloatRange(0.1), default=None, help="Stop after this long.")
+@click.pass_context
+@guarded
+def events_tail(ctx: click.Context, binding: str, count: int | None, seconds: float | None) -> None:
+    from routing.events import tail
+
+    from .runtime import redis_url
+
+    settings = _settings(ctx)
+    broker = settings.storage.broker_url or redis_url(settings)
+    seen = [0]
+    stop_at = time.monotonic() + seconds if seconds else None
+
+    def on_event(key: str, body: dict[str, Any]) -> bool:
+        if key:
+            seen[0] += 1
+            click.echo(json.dumps({"routing_key": key, **body}, sort_keys=True))
+        if count and seen[0] >= count:
+            return False
+        return not (stop_at and time.monotonic() >= stop_at)
+
+    tail(broker, settings.events.exchange, binding, on_event, timeout=0.5)
+
+
 # ---- simulate --------------------------------------------------------------------------------
 
 

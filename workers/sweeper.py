@@ -16,7 +16,8 @@ from typing import Literal
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
+from rq import Queue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 
 from intake.sink import JobPolicy, enqueue_triage, job_id_for
@@ -49,11 +50,12 @@ class SweepReport:
     replaced: list[str] = field(default_factory=list)
     waiting: int = 0
     failed: list[str] = field(default_factory=list)
+    checks: int = 0
     skipped_locked: bool = False
 
     def summary(self) -> str:
         return (f"enqueued={len(self.enqueued)} replaced={len(self.replaced)} waiting={self.waiting} "
-                f"failed={len(self.failed)}")
+                f"failed={len(self.failed)} overdue_checks={self.checks}")
 
 
 def worker_alive(redis: Redis, worker_name: str | None) -> bool:
@@ -88,12 +90,37 @@ def sweep_once(store: Store, redis: Redis, queue_factory, policy: JobPolicy,  # 
                 job.delete()
             if enqueue_triage(queue, signal_id, policy):
                 (report.enqueued if action == "enqueue" else report.replaced).append(signal_id)
-    if report.enqueued or report.replaced:
+    report.checks = _overdue_checks(store, queue, now, grace_seconds)
+    if report.enqueued or report.replaced or report.checks:
         log.warning("sweeper: %s", report.summary())
     if report.failed:
         log.error("sweeper: %d signal(s) whose triage job failed after all retries: %s",
                   len(report.failed), ", ".join(report.failed[:20]))
     return report
+
+
+def _overdue_checks(store: Store, queue: Queue, now: datetime, grace_seconds: float) -> int:
+    """SLA checks past due that no job ran (Redis lost the schedule): enqueue them now."""
+    from .jobs import SLA_JOB, sla_job_id
+
+    count = 0
+    for case_id, point, due in store.pending_checks(due_before=now - timedelta(seconds=max(grace_seconds, 2))):
+        jid = sla_job_id(case_id, point, due)
+        try:
+            job = Job.fetch(jid, connection=queue.connection, serializer=queue.serializer)
+            status = job.get_status(refresh=False).value
+        except NoSuchJobError:
+            job, status = None, None
+        if status in ("queued", "started", "scheduled", "deferred"):
+            continue  # the scheduler or a worker has it
+        if job is not None:
+            job.delete()
+        try:
+            queue.enqueue(SLA_JOB, case_id, point, job_id=jid, unique=True)
+            count += 1
+        except DuplicateJobError:
+            pass
+    return count
 
 
 class Heartbeat(threading.Thread):
@@ -123,23 +150,25 @@ class Heartbeat(threading.Thread):
             pass
 
 
-class SweeperThread(threading.Thread):
-    def __init__(self, store: Store, redis: Redis, queue_factory, policy: JobPolicy,  # type: ignore[no-untyped-def]
-                 interval: float, grace: float) -> None:
-        super().__init__(name="hotline-sweeper", daemon=True)
-        self.args_ = (store, redis, queue_factory, policy)
-        self.interval, self.grace = interval, grace
+class _Periodic(threading.Thread):
+    def __init__(self, name: str, interval: float, fn) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(name=name, daemon=True)
+        self.interval, self.fn = interval, fn
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        store, redis, queue_factory, policy = self.args_
         while not self.stop_event.wait(self.interval):
             try:
-                sweep_once(store, redis, queue_factory, policy, self.grace, lock_seconds=self.interval * 0.9)
+                self.fn()
             except RedisError as exc:
-                log.warning("sweeper: Redis unreachable (%s); will retry", exc.__class__.__name__)
+                log.warning("%s: Redis unreachable (%s); will retry", self.name, exc.__class__.__name__)
             except Exception:
-                log.exception("sweeper: pass failed; will retry")
+                log.exception("%s: pass failed; will retry", self.name)
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def periodic(name: str, interval: float, fn) -> _Periodic:  # type: ignore[no-untyped-def]
+    """A daemon thread calling fn every `interval` seconds until stopped; errors are logged."""
+    return _Periodic(name, interval, fn)

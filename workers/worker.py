@@ -13,7 +13,7 @@ from intake.sink import make_queue
 
 from . import context
 from .runtime import Runtime
-from .sweeper import Heartbeat, SweeperThread
+from .sweeper import Heartbeat, periodic, sweep_once
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +27,25 @@ def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str
     heartbeat = Heartbeat(rt.redis, name, s.sweeper.worker_heartbeat_ttl_seconds)
     heartbeat.beat()
     heartbeat.start()
-    sweep = None
+    sweep = publisher = None
     if sweeper and not burst:
-        sweep = SweeperThread(rt.store, rt.redis, lambda: make_queue(rt.redis, rt.policy), rt.policy,
-                              s.sweeper.interval_seconds, s.sweeper.grace_seconds)
+        interval = s.sweeper.interval_seconds
+        sweep = periodic("hotline-sweeper", interval, lambda: sweep_once(
+            rt.store, rt.redis, lambda: make_queue(rt.redis, rt.policy), rt.policy, s.sweeper.grace_seconds,
+            lock_seconds=interval * 0.9))
         sweep.start()
+        from .jobs import publish_outbox
+
+        # Route events wait in the outbox while the broker is down; this keeps sending them.
+        publisher = periodic("hotline-outbox", s.events.publish_interval_seconds, lambda: publish_outbox(rt))
+        publisher.start()
     log.info("worker %s started (%s) on queue %s", name, s.queue.worker_class, rt.queue.name)
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
     finally:
         if sweep:
             sweep.stop()
+        if publisher:
+            publisher.stop()
         heartbeat.stop()
         context.unbind()
