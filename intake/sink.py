@@ -36,10 +36,15 @@ class JobPolicy:
     retry_intervals: tuple[int, ...] = (2, 10, 60, 300)
     failure_ttl: int = 30 * 86400
 
+    @property
+    def urgent_queue_name(self) -> str:
+        return f"{self.queue_name}-urgent"
 
-def make_queue(connection: Redis, policy: JobPolicy) -> Queue:
+
+def make_queue(connection: Redis, policy: JobPolicy, urgent: bool = False) -> Queue:
     # JSON, never pickle: whoever can write to Redis must not be able to run code in a worker.
-    return Queue(policy.queue_name, connection=connection, serializer=JSONSerializer)
+    name = policy.urgent_queue_name if urgent else policy.queue_name
+    return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
 def enqueue_triage(queue: Queue, signal_id: str, policy: JobPolicy) -> bool:
@@ -67,20 +72,33 @@ def enqueue_triage(queue: Queue, signal_id: str, policy: JobPolicy) -> bool:
 
 
 class Sink:
+    """Commit then enqueue. Workers take the urgent queue first: a signal that `is_urgent`
+    (a quick look by the caller, e.g. the triage rules) never waits behind routine work."""
+
     def __init__(self, store: Store, queue: Queue, policy: JobPolicy,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 urgent_queue: Queue | None = None, is_urgent: Callable[[Signal], bool] | None = None) -> None:
         self.store = store
         self.queue = queue
         self.policy = policy
         self.clock = clock
+        self.urgent_queue = urgent_queue
+        self.is_urgent = is_urgent
 
     def accept(self, signal: Signal) -> Accepted:
         """Commit, then enqueue. Raises only if the database itself fails."""
         accepted = self.store.insert_signal(signal, self.clock())
         if accepted.status == "accepted":
             # A redelivery of a signal whose first enqueue failed gets a second chance here.
+            queue = self.queue
+            if self.urgent_queue is not None and self.is_urgent is not None:
+                try:
+                    if self.is_urgent(signal):
+                        queue = self.urgent_queue
+                except Exception:  # a quick look must never stop a contact from being queued
+                    log.exception("signal %s: urgency pre-check failed; queued as routine", accepted.signal_id)
             try:
-                enqueue_triage(self.queue, accepted.signal_id, self.policy)
+                enqueue_triage(queue, accepted.signal_id, self.policy)
             except RedisError as exc:
                 log.warning("signal %s committed but not enqueued (%s); the sweeper will enqueue it",
                             accepted.signal_id, exc.__class__.__name__)

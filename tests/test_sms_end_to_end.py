@@ -74,3 +74,25 @@ def test_second_text_in_a_conversation_gets_no_second_auto_reply(client, runtime
     assert ET.fromstring(first.data).find("Message") is not None
     assert ET.fromstring(second.data).find("Message") is None
     assert ET.fromstring(other.data).find("Message") is not None
+
+
+def test_a_crisis_jumps_the_queue_of_routine_messages(client, runtime):
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from workers import context
+
+    for i in range(5):
+        post_signed(client, sms_params(f"what is the definition of trafficking? question {i}",
+                                       from_=f"+1555555{130 + i:04d}"))
+    post_signed(client, sms_params("help me he has a gun", from_="+15555550139"))
+    assert runtime.urgent_queue.count == 1 and runtime.queue.count == 5
+    context.bind(runtime)
+    try:
+        worker = SimpleWorker([runtime.urgent_queue, runtime.queue], connection=runtime.redis,
+                              serializer=JSONSerializer)
+        worker.work(burst=True, max_jobs=1)
+    finally:
+        context.unbind()
+    triaged = [r for r in runtime.store.recent_signals() if r["status"] == "triaged"]
+    assert [r["category"] for r in triaged] == ["crisis"]

@@ -116,6 +116,7 @@ class Runtime:
     store: Store
     redis: Redis
     queue: Queue
+    urgent_queue: Queue
     policy: JobPolicy
     sink: Sink
     detector: LanguageDetector
@@ -159,6 +160,7 @@ def build_runtime(settings: Settings, create_schema: bool = True) -> Runtime:
     redis = connect_redis(settings)
     policy = job_policy(settings)
     queue = make_queue(redis, policy)
+    urgent_queue = make_queue(redis, policy, urgent=True)
     try:
         protocols = load_protocols(Path(settings.protocols.path) if settings.protocols.path else None)
     except ProtocolError as exc:
@@ -170,7 +172,8 @@ def build_runtime(settings: Settings, create_schema: bool = True) -> Runtime:
         redis=redis,
         queue=queue,
         policy=policy,
-        sink=Sink(store, queue, policy),
+        sink=Sink(store, queue, policy, urgent_queue=urgent_queue),
+        urgent_queue=urgent_queue,
         detector=LanguageDetector(),
         calendar=business_calendar(settings),
         sla_rules=sla_rules(settings),

@@ -10,6 +10,8 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from intake.channels import sms
+from intake.signal import Signal
+from triage.engine import classify
 
 from .runtime import Runtime, build_runtime, with_dev_secrets
 from .settings import Settings, load_settings
@@ -19,6 +21,9 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     rt = runtime or build_runtime(settings)
+    # The webhook takes a 40 µs look with the triage rules so that a crisis goes to the urgent
+    # queue; the worker still does the full triage (with the conversation) afterwards.
+    rt.sink.is_urgent = lambda signal: is_urgent(signal, rt)
     app = Flask("hotline")
     app.config["MAX_CONTENT_LENGTH"] = max(settings.sms.max_request_bytes, 1_000_000)
     app.extensions["hotline_runtime"] = rt
@@ -53,6 +58,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
                         status=500, mimetype="text/plain")
 
     return app
+
+
+def is_urgent(signal: Signal, rt: Runtime) -> bool:
+    return classify(signal, rt.ruleset).urgency in ("immediate", "high")
 
 
 def app_from_env() -> Flask:

@@ -23,7 +23,8 @@ def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str
     s = rt.settings
     worker_cls = SimpleWorker if s.queue.worker_class == "simple" else Worker
     name = name or f"hotline-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-    worker = worker_cls([rt.queue], connection=rt.redis, serializer=JSONSerializer, name=name)
+    # Queue order is priority order: urgent signals (and anything the sweeper found late) first.
+    worker = worker_cls([rt.urgent_queue, rt.queue], connection=rt.redis, serializer=JSONSerializer, name=name)
     heartbeat = Heartbeat(rt.redis, name, s.sweeper.worker_heartbeat_ttl_seconds)
     heartbeat.beat()
     heartbeat.start()
@@ -31,7 +32,8 @@ def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str
     if sweeper and not burst:
         interval = s.sweeper.interval_seconds
         sweep = periodic("hotline-sweeper", interval, lambda: sweep_once(
-            rt.store, rt.redis, lambda: make_queue(rt.redis, rt.policy), rt.policy, s.sweeper.grace_seconds,
+            rt.store, rt.redis, lambda: make_queue(rt.redis, rt.policy, urgent=True), rt.policy,
+            s.sweeper.grace_seconds,
             lock_seconds=interval * 0.9))
         sweep.start()
         from .jobs import publish_outbox
