@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/triage.py
 	$(BIN)/python bench/webhook.py
+	$(BIN)/python bench/route.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
