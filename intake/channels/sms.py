@@ -6,16 +6,14 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
-from werkzeug.datastructures import MultiDict
 
 from ..normalize import LanguageDetector, clean_text, normalize_phone
 from ..signal import Channel, Location, Signal
 from ..sink import Sink
-from ..twilio_auth import public_url, signature_ok
+from .twilio_common import BadWebhook, TwilioAuth, refuse, verified_form
 
 log = logging.getLogger(__name__)
 
@@ -26,34 +24,12 @@ _RAW_FIELDS = ("MessageSid", "SmsSid", "AccountSid", "MessagingServiceSid", "Fro
 MAX_BODY_CHARS = 10_000
 
 
-class BadWebhook(ValueError):
-    """A request we must refuse, with a message safe to show (no contact data)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass(frozen=True)
 class SmsConfig:
     auth_token: str | None
     public_base_url: str | None
     max_request_bytes: int
     auto_reply: Mapping[str, str]
-
-
-def decode_form(body: bytes) -> MultiDict[str, str]:
-    """Parse an x-www-form-urlencoded body strictly: invalid UTF-8 is an error, not '?'."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadWebhook(400, f"request body is not valid UTF-8 (byte {exc.start})") from exc
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
-    except UnicodeDecodeError as exc:
-        raise BadWebhook(400, "a form field is not valid UTF-8 after percent-decoding") from exc
-    return MultiDict(pairs)
 
 
 def parse_sms(params: Mapping[str, str], received_at: datetime, detector: LanguageDetector) -> Signal:
@@ -109,28 +85,16 @@ def make_blueprint(config: SmsConfig, sink: Sink, detector: LanguageDetector,
                    clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Blueprint:
     bp = Blueprint("sms", __name__)
 
-    def refuse(err: BadWebhook) -> Response:
-        return Response(err.message + "\n", status=err.status, mimetype="text/plain")
+    auth = TwilioAuth(config.auth_token, config.public_base_url, config.max_request_bytes)
 
     @bp.post("/twilio/sms")
     def inbound_sms() -> Response:
         try:
-            length = request.content_length
-            if length is not None and length > config.max_request_bytes:
-                raise BadWebhook(413, f"request body too large ({length} bytes; limit "
-                                      f"{config.max_request_bytes})")
-            body = request.stream.read(config.max_request_bytes + 1)
-            if len(body) > config.max_request_bytes:
-                raise BadWebhook(413, f"request body too large (limit {config.max_request_bytes} bytes)")
-            params = decode_form(body)
-            url = public_url(config.public_base_url, request.url, request.full_path)
-            if not signature_ok(config.auth_token, url, params,
-                                request.headers.get("X-Twilio-Signature"),
-                                request.headers.get("X-Twilio-Webhooks-Signature-Settings")):
-                log.warning("sms webhook refused: invalid or missing signature")
-                raise BadWebhook(403, "invalid or missing X-Twilio-Signature")
+            params = verified_form(request, auth)
             signal = parse_sms(params, clock(), detector)
         except BadWebhook as err:
+            if err.status == 403:
+                log.warning("sms webhook refused: invalid or missing signature")
             return refuse(err)
         accepted = sink.accept(signal)
         reply = None
