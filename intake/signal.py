@@ -50,6 +50,9 @@ class Signal(BaseModel):
     language: str = "und"
     language_confidence: float = Field(0.0, ge=0.0, le=1.0)
     raw: dict[str, Any] = Field(default_factory=dict)
+    # Facts the channel knows for certain, e.g. "danger_key" (the caller pressed 9),
+    # "missed_call", "voicemail". Triage reads them; they hold no contact data.
+    flags: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never let a stray repr() put contact data in a log
         return f"Signal(id={self.id!r}, channel={self.channel.value!r})"

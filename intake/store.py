@@ -82,6 +82,7 @@ signals = Table(
     Column("language", String(16), nullable=False),
     Column("language_confidence", Float, nullable=False),
     Column("raw_enc", Text, nullable=False),
+    Column("flags", JSON, nullable=False, default=list),
     Column("status", String(16), nullable=False, default="accepted"),
     Column("triaged_at", UTCDateTime()),
     Column("case_id", String(32), ForeignKey("cases.id")),
@@ -201,6 +202,33 @@ notifications = Table(
     Column("error", Text),
 )
 
+# One row per phone call while it happens: callbacks arrive in any order and more than once;
+# each fills in what it knows. When the call is over (and its transcript is in, or waited for
+# long enough) the row becomes one voice Signal.
+calls = Table(
+    "calls",
+    metadata,
+    Column("call_sid", String(64), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("from_enc", Text),
+    Column("location_enc", Text),
+    Column("lang", String(8)),
+    Column("digits", String(64), nullable=False, default=""),
+    Column("choice", String(16)),
+    Column("queue_result", String(32)),
+    Column("voicemail_offered", Boolean, nullable=False, default=False),
+    Column("recording_sid", String(64)),
+    Column("recording_url_enc", Text),
+    Column("recording_duration", Integer),
+    Column("transcript_enc", Text),
+    Column("transcription_status", String(16)),
+    Column("call_status", String(16)),
+    Column("finalised_at", UTCDateTime()),
+    Column("signal_id", String(32)),
+    Index("ix_calls_open", "finalised_at", "updated_at"),
+)
+
 
 def make_engine(url: str) -> Engine:
     """Engine with the settings each backend needs to be safe under several processes."""
@@ -315,6 +343,7 @@ class Store:
             "language": s.language,
             "language_confidence": s.language_confidence,
             "raw_enc": c.encrypt_json(s.raw),
+            "flags": list(s.flags),
             "status": "accepted",
         }
 
@@ -355,6 +384,7 @@ class Store:
             language=row.language,
             language_confidence=row.language_confidence,
             raw=c.decrypt_json(row.raw_enc) or {},
+            flags=tuple(row.flags or ()),
         )
 
     def load_signal(self, signal_id: str) -> StoredSignal | None:
@@ -474,6 +504,17 @@ class Store:
             conn.execute(insert(outbox).values(id=uuid.uuid4().hex, created_at=now, routing_key=key,
                                                body={**body, "case_number": number, "case_action": action},
                                                attempts=0))
+
+    def retriage(self, signal_id: str, triage: dict[str, Any], link: CaseLink, plan: CasePlan,
+                 now: datetime) -> None:
+        """A signal's text grew (a late transcript): replace its triage result and, when the new
+        one is more severe, raise its case - in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(update(triage_results).where(triage_results.c.signal_id == signal_id).values(**triage))
+            if link.escalate:
+                conn.execute(update(cases).where(cases.c.id == link.case_id).values(updated_at=now, **link.escalate))
+            self._apply_plan(conn, link.case_id, link.number, plan, now, opened=False,
+                             escalated=bool(link.escalate), signal_id=signal_id)
 
     # ---- case lifecycle -----------------------------------------------------------------------
 
@@ -597,6 +638,85 @@ class Store:
         return [{"kind": r.kind, "status": r.status, "target": self.cipher.decrypt(r.target_enc),
                  "body": self.cipher.decrypt(r.body_enc), "dedupe_key": r.dedupe_key,
                  "provider_id": r.provider_id, "error": r.error, "case_id": r.case_id} for r in rows]
+
+    # ---- calls --------------------------------------------------------------------------------
+
+    def call_touch(self, call_sid: str, now: datetime, **fields: Any) -> None:
+        """Create the call's row if new, then set the given fields (None values are skipped).
+        Sensitive fields (from, location, recording_url, transcript) are encrypted here."""
+        enc = {}
+        for key in ("from", "recording_url", "transcript"):
+            if fields.get(key) is not None:
+                enc[f"{key}_enc"] = self.cipher.encrypt(fields.pop(key))
+            fields.pop(key, None)
+        if fields.get("location") is not None:
+            enc["location_enc"] = self.cipher.encrypt_json(fields.pop("location"))
+        fields.pop("location", None)
+        values = {k: v for k, v in {**fields, **enc}.items() if v is not None}
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(calls.c.call_sid).where(calls.c.call_sid == call_sid)).first()
+            if exists is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(calls).values(
+                            **{"call_sid": call_sid, "created_at": now, "updated_at": now, "digits": "",
+                               "voicemail_offered": False, **values}))
+                    return
+                except IntegrityError:
+                    pass  # a concurrent callback created it first: update below
+            conn.execute(update(calls).where(calls.c.call_sid == call_sid).values(updated_at=now, **values))
+
+    def call_add_digits(self, call_sid: str, digits: str, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(calls.c.digits).where(calls.c.call_sid == call_sid)).first()
+            if row is not None:
+                conn.execute(update(calls).where(calls.c.call_sid == call_sid)
+                             .values(digits=(row.digits + digits)[-64:], updated_at=now))
+
+    def call_get(self, call_sid: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(calls).where(calls.c.call_sid == call_sid)).first()
+        if row is None:
+            return None
+        c = self.cipher
+        d = dict(row._mapping)
+        d["from"] = c.decrypt(d.pop("from_enc"))
+        d["location"] = c.decrypt_json(d.pop("location_enc")) if d.get("location_enc") else {}
+        d["recording_url"] = c.decrypt(d.pop("recording_url_enc"))
+        d["transcript"] = c.decrypt(d.pop("transcript_enc"))
+        return d
+
+    def call_mark_finalised(self, call_sid: str, signal_id: str, now: datetime) -> bool:
+        """Claim the call's finalisation; False if another callback already did it."""
+        with self.engine.begin() as conn:
+            res = conn.execute(update(calls).where(calls.c.call_sid == call_sid, calls.c.finalised_at.is_(None))
+                               .values(finalised_at=now, signal_id=signal_id, updated_at=now))
+        return res.rowcount == 1
+
+    def calls_waiting(self, updated_before: datetime) -> list[str]:
+        """Calls not yet turned into a signal whose last callback is older than the cut-off."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(calls.c.call_sid).where(calls.c.finalised_at.is_(None),
+                                                               calls.c.updated_at <= updated_before)).all()
+        return [r.call_sid for r in rows]
+
+    def attach_transcript(self, signal_id: str, transcript: str, now: datetime) -> str | None:
+        """A transcript that arrived after its call became a signal: add it to the signal's text.
+        Returns the case id the signal belongs to (for re-triage), if any."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(signals.c.text_enc, signals.c.case_id).where(signals.c.id == signal_id)).first()
+            if row is None:
+                return None
+            old = self.cipher.decrypt(row.text_enc) or ""
+            if transcript in old:
+                return row.case_id
+            text = (old + "\n" + transcript).strip()
+            conn.execute(update(signals).where(signals.c.id == signal_id).values(text_enc=self.cipher.encrypt(text)))
+            if row.case_id:
+                conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=row.case_id, at=now,
+                                                        actor="system", action="transcript_added",
+                                                        detail={"signal_id": signal_id}))
+        return row.case_id
 
     # ---- cases and conversations ------------------------------------------------------------
 

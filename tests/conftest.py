@@ -26,8 +26,10 @@ CONFIG = REPO / "config.yaml"
 TEST_TOKEN = "test-auth-token-0123456789abcdef"
 TEST_SECRET = "dGVzdC1zZWNyZXQta2V5LW5vdC1mb3ItcHJvZHVjdGlvbiEhIQ=="
 PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-PG_TEST_DB = "hotline_test"
-REDIS_TEST_URL = os.environ.get("HOTLINE_TEST_REDIS", "redis://127.0.0.1:6379/13")
+# One database and one Redis db per test process, so that two test runs on one machine
+# (a developer's and CI's) never share state.
+PG_TEST_DB = f"hotline_test_{os.getpid()}"
+REDIS_TEST_URL = os.environ.get("HOTLINE_TEST_REDIS", f"redis://127.0.0.1:6379/{1 + os.getpid() % 15}")
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -48,17 +50,18 @@ def _need_servers(*ports: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
+def pg_url() -> Iterator[str]:
     _need_servers(5432)
     from sqlalchemy import create_engine, text
 
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": PG_TEST_DB}).first()
-        if not exists:
-            conn.execute(text(f'CREATE DATABASE "{PG_TEST_DB}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_TEST_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{PG_TEST_DB}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_TEST_DB
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_TEST_DB}" WITH (FORCE)'))
     admin.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_TEST_DB
 
 
 @dataclass

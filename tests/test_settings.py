@@ -35,7 +35,7 @@ def test_shipped_config_loads():
     ("  port: 5000", "  port: five", "service.port: Input should be a valid integer"),
     ("    - {category: tta, urgency: \"*\", queue: tta, business_days: 3}",
      "    - {category: tta, urgency: \"*\", queue: nowhere, business_days: 3}",
-     "sla.routes.12.queue: 'nowhere' is not a team"),
+     "sla.routes.13.queue: 'nowhere' is not a team"),
     ("{category: crisis, urgency: \"*\", queue: crisis_line, minutes: 5}",
      "{category: crises, urgency: \"*\", queue: crisis_line, minutes: 5}",
      "sla.routes.0.category: unknown category 'crises'"),

@@ -420,7 +420,24 @@ def explain(category: Category, urgency: Urgency, hits: _Hits, ind: Indicators, 
 
 
 def classify(signal: Signal, ruleset: Ruleset) -> TriageResult:
-    return classify_text(analysed_text(signal.subject, signal.text), signal.language, ruleset)
+    result = classify_text(analysed_text(signal.subject, signal.text), signal.language, ruleset)
+    if "missed_call" in signal.flags and not signal.text.strip() and result.category == ruleset.policy.empty_category:
+        # A call nobody answered, with no message: someone reached out and must be called back.
+        result = result.model_copy(update={
+            "category": "general", "urgency": "normal",
+            "matched": ("general.voice.missed_call", *result.matched),
+            "explanation": "general: missed call with no message, call back; urgency normal",
+        })
+    if "danger_key" in signal.flags and result.category != "crisis":
+        # The caller told us with a key press that they are in danger now: nothing in a
+        # transcript (or its absence) argues that down.
+        result = result.model_copy(update={
+            "category": "crisis", "urgency": "immediate",
+            "indicators": result.indicators.model_copy(update={"imminent_danger": True}),
+            "matched": ("crisis.voice.danger_key", *result.matched),
+            "explanation": "crisis from the danger key (the caller pressed 9); urgency immediate",
+        })
+    return result
 
 
 def more_severe(a: TriageResult, b: TriageResult) -> TriageResult:

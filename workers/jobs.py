@@ -64,6 +64,56 @@ def route_event(signal: Signal, result: TriageResult, r: Route, state: str | Non
     }
 
 
+def _state(rt: Runtime, signal: Signal, result: TriageResult) -> tuple[str | None, str]:
+    text_state = result.indicators.location.state if result.indicators.location else None
+    return resolve_state(rt.protocols, text_state, signal.location.state, signal.sender)
+
+
+def _triage_row(result: TriageResult, state: str | None, state_source: str) -> dict[str, Any]:
+    return {
+        "category": result.category,
+        "urgency": result.urgency,
+        "language": result.language,
+        "minor_involved": result.indicators.minor_involved,
+        "trafficking_type": result.indicators.trafficking_type,
+        "imminent_danger": result.indicators.imminent_danger,
+        "matched": list(result.matched),
+        "spans": [s.model_dump() for s in result.spans],
+        "details": {
+            "scores": result.scores,
+            "location": result.indicators.location.model_dump(exclude_none=True)
+            if result.indicators.location else None,
+            "case_number_quoted": result.indicators.case_number,
+            "state": state,
+            "state_source": state_source,
+        },
+        "explanation": result.explanation,
+        "ruleset": result.ruleset,
+    }
+
+
+def _plan(rt: Runtime, signal: Signal, result: TriageResult, r: Route, state: str | None, deadline: datetime,
+          now: datetime) -> CasePlan:
+    steps = plan_steps(rt.protocols, result.category, result.indicators.minor_involved,
+                       result.indicators.trafficking_type, state, now)
+    return CasePlan(
+        steps=tuple({"protocol": s.protocol, "step_id": s.step_id, "agency": s.agency, "action": s.action,
+                     "due_at": s.due_at, "consent": s.consent} for s in steps),
+        checks=tuple(checkpoints(now, deadline, result.urgency, rt.escalation)),
+        event=route_event(signal, result, r, state, now),
+    )
+
+
+def _after_routing(rt: Runtime, case: CaseRow | None, result: TriageResult, opened_or_raised: bool) -> None:
+    if case is not None:
+        schedule_checks(rt, case.id)
+        if result.category == "crisis" and opened_or_raised:
+            # A crisis pages on-call at once; the 'ack' check pages again if nobody takes it.
+            text = f"Hotline: CRISIS case {case.number} in queue {case.queue}. Open the console now."
+            rt.notifier.page(case.id, case.number, "crisis", text, voice=False)
+    publish_outbox(rt)
+
+
 def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> str:
     """Triage and route one signal. Returns 'routed', 'linked', 'already' or 'missing'."""
     now = now or datetime.now(UTC)
@@ -97,61 +147,48 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
             link_case = quoted
     r = route(signal, result, rt.sla_rules, rt.calendar)
     link = plan_case_link(link_case, result, r) if link_case else None
-    text_state = result.indicators.location.state if result.indicators.location else None
-    state, state_source = resolve_state(rt.protocols, text_state, signal.location.state, signal.sender)
-    steps = plan_steps(rt.protocols, result.category, result.indicators.minor_involved,
-                       result.indicators.trafficking_type, state, now)
+    state, state_source = _state(rt, signal, result)
     deadline = link.escalate["deadline"] if link and link.escalate else r.deadline
-    plan = CasePlan(
-        steps=tuple({"protocol": s.protocol, "step_id": s.step_id, "agency": s.agency, "action": s.action,
-                     "due_at": s.due_at, "consent": s.consent} for s in steps),
-        checks=tuple(checkpoints(now, deadline, result.urgency, rt.escalation)),
-        event=route_event(signal, result, r, state, now),
-    )
     number = rt.store.save_outcome(
         signal_id,
-        triage={
-            "category": result.category,
-            "urgency": result.urgency,
-            "language": result.language,
-            "minor_involved": result.indicators.minor_involved,
-            "trafficking_type": result.indicators.trafficking_type,
-            "imminent_danger": result.indicators.imminent_danger,
-            "matched": list(result.matched),
-            "spans": [s.model_dump() for s in result.spans],
-            "details": {
-                "scores": result.scores,
-                "location": result.indicators.location.model_dump(exclude_none=True)
-                if result.indicators.location else None,
-                "case_number_quoted": result.indicators.case_number,
-                "state": state,
-                "state_source": state_source,
-            },
-            "explanation": result.explanation,
-            "ruleset": result.ruleset,
-        },
+        triage=_triage_row(result, state, state_source),
         route={"queue": r.queue, "deadline": r.deadline, "sla_clock": r.sla_clock},
         new_case_number=new_case_number,
         new_case_id=new_case_id,
         now=now,
         link=link,
-        plan=plan,
+        plan=_plan(rt, signal, result, r, state, deadline, now),
     )
     if number is None:
         log.info("triage: signal %s already triaged (concurrent run)", signal_id)
         return "already"
-    case = rt.store.case_by_number(number)
     log.info("triage: signal %s -> %s/%s queue=%s%s", signal_id, result.category, result.urgency, r.queue,
              " (joined existing case)" if link else "")
-    if case is not None:
-        schedule_checks(rt, case.id)
-        if result.category == "crisis" and (link is None or link.escalate):
-            # A crisis pages on-call at once; the 'ack' check pages again if nobody takes it.
-            text = (f"Hotline: CRISIS case {case.number} in queue {case.queue}. "
-                    "Open the console now.")
-            rt.notifier.page(case.id, case.number, "crisis", text, voice=False)
-    publish_outbox(rt)
+    _after_routing(rt, rt.store.case_by_number(number), result, link is None or bool(link.escalate))
     return "linked" if link else "routed"
+
+
+def retriage_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> str:
+    """Classify a signal again after its text grew (a late voicemail transcript). The case is
+    raised if the new result is more severe, never lowered. Returns 'raised', 'same' or 'missing'."""
+    now = now or datetime.now(UTC)
+    stored = rt.store.load_signal(signal_id)
+    if stored is None or stored.case_id is None:
+        return "missing"
+    case = rt.store.case_by_id(stored.case_id)
+    if case is None:
+        return "missing"
+    result = classify(stored.signal, rt.ruleset)
+    r = route(stored.signal, result, rt.sla_rules, rt.calendar)
+    link = plan_case_link(case, result, r)
+    state, state_source = _state(rt, stored.signal, result)
+    deadline = link.escalate["deadline"] if link.escalate else case.deadline
+    rt.store.retriage(signal_id, _triage_row(result, state, state_source), link,
+                      _plan(rt, stored.signal, result, r, state, deadline, now), now)
+    _after_routing(rt, rt.store.case_by_id(case.id), result, bool(link.escalate))
+    log.info("retriage: signal %s -> %s/%s%s", signal_id, result.category, result.urgency,
+             " (case raised)" if link.escalate else "")
+    return "raised" if link.escalate else "same"
 
 
 def schedule_checks(rt: Runtime, case_id: str) -> int:
@@ -244,6 +281,11 @@ def publish_outbox(rt: Runtime, max_batches: int = 10) -> int:
 def triage_and_route(signal_id: str) -> str:
     """rq entry point: the bound runtime does the work."""
     return process_signal(context.current(), signal_id)
+
+
+def retriage(signal_id: str) -> str:
+    """rq entry point: a signal's text changed."""
+    return retriage_signal(context.current(), signal_id)
 
 
 def sla_check(case_id: str, point: str) -> str:

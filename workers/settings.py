@@ -86,6 +86,44 @@ class SmsSettings(_Frozen):
     auto_reply_es: str = ""
 
 
+class VoicePrompts(_Frozen):
+    voice: str
+    language: str
+    queue: str = Field(min_length=1, max_length=64)
+    greeting: str
+    danger: str
+    menu: str
+    hold: str
+    voicemail: str
+    interpreter: str
+    thanks: str
+    invalid: str
+
+
+class VoiceSettings(_Frozen):
+    max_request_bytes: int = Field(65536, ge=1024, le=10_000_000)
+    menu_timeout_seconds: int = Field(6, ge=1, le=60)
+    max_wait_seconds: int = Field(120, ge=5, le=3600)
+    voicemail_max_seconds: int = Field(180, ge=10, le=3600)
+    transcript_wait_minutes: float = Field(5, gt=0, le=120)
+    crisis_queue: str = Field("crisis-priority", min_length=1, max_length=64)
+    interpreter_number: str | None = None
+    interpreter_sip: str | None = None
+    interpreter_timeout_seconds: int = Field(30, ge=5, le=120)
+    prompts: dict[str, VoicePrompts] = {}
+
+    @model_validator(mode="after")
+    def _needs_en_and_es(self) -> VoiceSettings:
+        missing = [lang for lang in ("en", "es") if lang not in self.prompts]
+        if missing:
+            raise ValueError(f"prompts: missing language(s) {', '.join(missing)} (the menu offers both)")
+        if self.interpreter_number and not re.match(r"^\+[1-9]\d{6,14}$", self.interpreter_number):
+            raise ValueError("interpreter_number must be E.164, like +15555550150")
+        if self.interpreter_sip and not self.interpreter_sip.startswith("sip:"):
+            raise ValueError("interpreter_sip must start with sip:")
+        return self
+
+
 class QueueSettings(_Frozen):
     name: str = "hotline-triage"
     worker_class: Literal["simple", "fork"] = "simple"
@@ -244,6 +282,7 @@ class Settings(_Frozen):
     security: SecuritySettings = SecuritySettings()
     twilio: TwilioSettings = TwilioSettings()
     sms: SmsSettings = SmsSettings()
+    voice: VoiceSettings
     queue: QueueSettings = QueueSettings()
     sweeper: SweeperSettings = SweeperSettings()
     triage: TriageSettings = TriageSettings()

@@ -9,7 +9,8 @@ from datetime import timedelta
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from intake.channels import sms
+from intake.channels import sms, voice
+from intake.channels.twilio_common import TwilioAuth
 from intake.signal import Signal
 from triage.engine import classify
 
@@ -40,6 +41,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
         should_reply=lambda signal_id: rt.store.opens_conversation(signal_id, window),
     ))
 
+    app.register_blueprint(voice.make_blueprint(
+        voice_config(settings),
+        TwilioAuth(settings.twilio.auth_token, settings.service.public_base_url, settings.voice.max_request_bytes),
+        rt.store, rt.sink, rt.detector,
+        on_late_transcript=lambda signal_id: enqueue_retriage(rt, signal_id),
+    ))
+
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
@@ -58,6 +66,29 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
                         status=500, mimetype="text/plain")
 
     return app
+
+
+def voice_config(settings: Settings) -> voice.VoiceConfig:
+    v = settings.voice
+    return voice.VoiceConfig(
+        prompts={lang: voice.Prompts(**p.model_dump()) for lang, p in v.prompts.items()},
+        menu_timeout_seconds=v.menu_timeout_seconds, max_wait_seconds=v.max_wait_seconds,
+        voicemail_max_seconds=v.voicemail_max_seconds, crisis_queue=v.crisis_queue,
+        interpreter_number=v.interpreter_number, interpreter_sip=v.interpreter_sip,
+        interpreter_timeout_seconds=v.interpreter_timeout_seconds,
+    )
+
+
+def enqueue_retriage(rt: Runtime, signal_id: str) -> None:
+    """Re-triage a signal whose text grew; if Redis is down, log it (the text is stored)."""
+    from redis.exceptions import RedisError
+
+    try:
+        rt.urgent_queue.enqueue("workers.jobs.retriage", signal_id,
+                                job_id=f"retriage-{signal_id}-{uuid.uuid4().hex[:8]}",
+                                job_timeout=rt.policy.timeout, failure_ttl=rt.policy.failure_ttl)
+    except RedisError:
+        log.warning("signal %s: transcript stored but re-triage not enqueued (Redis unreachable)", signal_id)
 
 
 def is_urgent(signal: Signal, rt: Runtime) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
@@ -18,6 +19,22 @@ from .sweeper import Heartbeat, periodic, sweep_once
 log = logging.getLogger(__name__)
 
 
+def finalise_stale_calls(rt: Runtime, now: datetime | None = None) -> int:
+    """Calls whose last callback is older than voice.transcript_wait_minutes become signals
+    now, transcript or not: a lost callback never loses a call."""
+    from intake.channels.voice import finalise_call
+
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(minutes=rt.settings.voice.transcript_wait_minutes)
+    done = 0
+    for sid in rt.store.calls_waiting(cutoff):
+        if finalise_call(rt.store, rt.sink, rt.detector, sid, now, force=True):
+            done += 1
+    if done:
+        log.warning("voice: %d call(s) finalised after waiting for callbacks", done)
+    return done
+
+
 def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str | None = None) -> bool:
     context.bind(rt)
     s = rt.settings
@@ -28,7 +45,7 @@ def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str
     heartbeat = Heartbeat(rt.redis, name, s.sweeper.worker_heartbeat_ttl_seconds)
     heartbeat.beat()
     heartbeat.start()
-    sweep = publisher = None
+    sweep = publisher = calls = None
     if sweeper and not burst:
         interval = s.sweeper.interval_seconds
         sweep = periodic("hotline-sweeper", interval, lambda: sweep_once(
@@ -41,13 +58,16 @@ def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str
         # Route events wait in the outbox while the broker is down; this keeps sending them.
         publisher = periodic("hotline-outbox", s.events.publish_interval_seconds, lambda: publish_outbox(rt))
         publisher.start()
+        calls = periodic("hotline-calls", interval, lambda: finalise_stale_calls(rt))
+        calls.start()
     log.info("worker %s started (%s) on queue %s", name, s.queue.worker_class, rt.queue.name)
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
     finally:
         if sweep:
             sweep.stop()
-        if publisher:
-            publisher.stop()
+        for thread in (publisher, calls):
+            if thread:
+                thread.stop()
         heartbeat.stop()
         context.unbind()
