@@ -6,10 +6,11 @@ and the worker's sweeper enqueues it later; the contact is never told to retry.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -47,7 +48,7 @@ def make_queue(connection: Redis, policy: JobPolicy, urgent: bool = False) -> Qu
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_triage(queue: Queue, signal_id: str, policy: JobPolicy) -> bool:
+def enqueue_triage(queue: Queue, signal_id: str, policy: JobPolicy, delay_seconds: int = 0) -> bool:
     """Enqueue the triage job for a signal once. False if a job with its id already exists.
 
     The job carries only the signal id: no text or phone number ever sits in Redis.
@@ -55,7 +56,9 @@ def enqueue_triage(queue: Queue, signal_id: str, policy: JobPolicy) -> bool:
     retry = Retry(max=len(policy.retry_intervals), interval=list(policy.retry_intervals)) \
         if policy.retry_intervals else None
     try:
-        queue.enqueue(
+        enqueue = queue.enqueue if delay_seconds <= 0 else functools.partial(
+            queue.enqueue_in, timedelta(seconds=delay_seconds))
+        enqueue(
             TRIAGE_JOB,
             signal_id,
             job_id=job_id_for(signal_id),
@@ -84,21 +87,26 @@ class Sink:
         self.clock = clock
         self.urgent_queue = urgent_queue
         self.is_urgent = is_urgent
+        self.delay_for: Callable[[Signal], int] | None = None
 
     def accept(self, signal: Signal) -> Accepted:
         """Commit, then enqueue. Raises only if the database itself fails."""
         accepted = self.store.insert_signal(signal, self.clock())
         if accepted.status == "accepted":
             # A redelivery of a signal whose first enqueue failed gets a second chance here.
-            queue = self.queue
+            queue, delay = self.queue, 0
+            urgent = False
             if self.urgent_queue is not None and self.is_urgent is not None:
                 try:
-                    if self.is_urgent(signal):
-                        queue = self.urgent_queue
+                    urgent = self.is_urgent(signal)
                 except Exception:  # a quick look must never stop a contact from being queued
                     log.exception("signal %s: urgency pre-check failed; queued as routine", accepted.signal_id)
+            if urgent and self.urgent_queue is not None:
+                queue = self.urgent_queue
+            elif self.delay_for is not None:
+                delay = self.delay_for(signal)
             try:
-                enqueue_triage(queue, accepted.signal_id, self.policy)
+                enqueue_triage(queue, accepted.signal_id, self.policy, delay_seconds=delay)
             except RedisError as exc:
                 log.warning("signal %s committed but not enqueued (%s); the sweeper will enqueue it",
                             accepted.signal_id, exc.__class__.__name__)

@@ -229,6 +229,50 @@ calls = Table(
     Index("ix_calls_open", "finalised_at", "updated_at"),
 )
 
+# Per texter (keyed identity hash, never the number): opted out by STOP, or quiet after the
+# safe word until the conversation ends.
+textline_state = Table(
+    "textline_state",
+    metadata,
+    Column("sender_hash", String(64), primary_key=True),
+    Column("opted_out", Boolean, nullable=False, default=False),
+    Column("silenced_until", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Messages the hotline sends (advocates' replies): recorded before they are sent, updated by
+# Twilio's delivery status callbacks.
+outbound = Table(
+    "outbound",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("case_id", String(32), ForeignKey("cases.id")),
+    Column("channel", String(16), nullable=False),
+    Column("to_enc", Text, nullable=False),
+    Column("body_enc", Text, nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider_sid", String(64), unique=True),
+    Column("error_code", String(16)),
+    Column("flagged", Boolean, nullable=False, default=False),
+)
+
+# Delivery callbacks for a MessageSid we do not know (yet): kept, never dropped.
+delivery_orphans = Table(
+    "delivery_orphans",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("provider_sid", String(64), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("error_code", String(16)),
+)
+
+DELIVERY_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3, "recorded": 3,
+                 "delivered": 4, "read": 5, "undelivered": 6, "failed": 6, "canceled": 6}
+
 
 def make_engine(url: str) -> Engine:
     """Engine with the settings each backend needs to be safe under several processes."""
@@ -258,6 +302,7 @@ class Accepted:
     created: bool
     status: str
     language: str
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -352,7 +397,7 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(signals).values(**self._signal_row(s, now)))
-            return Accepted(s.id, True, "accepted", s.language)
+            return Accepted(s.id, True, "accepted", s.language, s.received_at)
         except IntegrityError:
             existing = self.find_by_external_id(s.channel.value, s.external_id)
             if existing is None:  # the conflict was something else: let it surface
@@ -362,11 +407,11 @@ class Store:
     def find_by_external_id(self, channel: str, external_id: str) -> Accepted | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(signals.c.id, signals.c.status, signals.c.language).where(
+                select(signals.c.id, signals.c.status, signals.c.language, signals.c.received_at).where(
                     signals.c.channel == channel, signals.c.external_id == external_id
                 )
             ).first()
-        return Accepted(row.id, False, row.status, row.language) if row else None
+        return Accepted(row.id, False, row.status, row.language, row.received_at) if row else None
 
     def _to_signal(self, row: Any) -> Signal:
         c = self.cipher
@@ -437,6 +482,7 @@ class Store:
         now: datetime,
         link: CaseLink | None = None,
         plan: CasePlan | None = None,
+        siblings: tuple[str, ...] = (),
     ) -> str | None:
         """Persist triage result, case and route in one transaction.
 
@@ -474,6 +520,16 @@ class Store:
                 else:  # pragma: no cover - 40 bits of randomness colliding ten times
                     raise RuntimeError("could not allocate a unique case number")
             conn.execute(insert(routes).values(signal_id=signal_id, case_id=case_id, created_at=now, **route))
+            for sib in siblings:
+                # The rest of a conversation read together with this signal: same result, same case.
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(triage_results).values(signal_id=sib, created_at=now, **triage))
+                        conn.execute(insert(routes).values(signal_id=sib, case_id=case_id, created_at=now, **route))
+                        conn.execute(update(signals).where(signals.c.id == sib)
+                                     .values(status="triaged", triaged_at=now, case_id=case_id))
+                except IntegrityError:
+                    continue
             self._apply_plan(conn, case_id, number, plan or CasePlan(), now,
                              opened=link is None, escalated=bool(link and link.escalate), signal_id=signal_id)
             conn.execute(
@@ -718,6 +774,117 @@ class Store:
                                                         detail={"signal_id": signal_id}))
         return row.case_id
 
+    # ---- textline ------------------------------------------------------------------------------
+
+    def sender_key(self, signal: Signal) -> str | None:
+        kind = "email" if signal.channel == Channel.EMAIL else "phone"
+        return self.cipher.identity_hash(kind, signal.sender)
+
+    def textline_get(self, sender_hash: str) -> tuple[bool, datetime | None]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(textline_state).where(textline_state.c.sender_hash == sender_hash)).first()
+        return (bool(row.opted_out), row.silenced_until) if row else (False, None)
+
+    def textline_set(self, sender_hash: str, now: datetime, opted_out: bool | None = None,
+                     silenced_until: datetime | bool | None = False) -> None:
+        """Upsert a texter's state; silenced_until=False leaves it as it is."""
+        values: dict[str, Any] = {"updated_at": now}
+        if opted_out is not None:
+            values["opted_out"] = opted_out
+        if silenced_until is not False:
+            values["silenced_until"] = silenced_until
+        with self.engine.begin() as conn:
+            res = conn.execute(update(textline_state).where(textline_state.c.sender_hash == sender_hash)
+                               .values(**values))
+            if res.rowcount == 0:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(textline_state).values(
+                            sender_hash=sender_hash, opted_out=bool(values.get("opted_out", False)),
+                            silenced_until=values.get("silenced_until"), updated_at=now))
+                except IntegrityError:
+                    conn.execute(update(textline_state).where(textline_state.c.sender_hash == sender_hash)
+                                 .values(**values))
+
+    def is_opted_out(self, channel_kind: str, address: str) -> bool:
+        h = self.cipher.identity_hash(channel_kind, address)
+        return bool(h) and self.textline_get(h)[0]
+
+    # ---- outbound messages --------------------------------------------------------------------
+
+    def outbound_create(self, case_id: str | None, channel: str, to: str, body: str, author: str,
+                        now: datetime) -> str:
+        oid = uuid.uuid4().hex
+        with self.engine.begin() as conn:
+            conn.execute(insert(outbound).values(
+                id=oid, created_at=now, updated_at=now, case_id=case_id, channel=channel,
+                to_enc=self.cipher.encrypt(to), body_enc=self.cipher.encrypt(body), author=author,
+                status="created", flagged=False))
+            if case_id:
+                conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=case_id, at=now, actor=author,
+                                                        action="reply", detail={"outbound_id": oid}))
+        return oid
+
+    def outbound_sent(self, outbound_id: str, status: str, provider_sid: str | None, now: datetime,
+                      error_code: str | None = None) -> None:
+        flagged = status in ("failed", "undelivered")
+        with self.engine.begin() as conn:
+            conn.execute(update(outbound).where(outbound.c.id == outbound_id).values(
+                status=status, provider_sid=provider_sid, updated_at=now, error_code=error_code, flagged=flagged))
+            if provider_sid:
+                # A status callback may have come before we stored the sid: apply it now.
+                orphans = conn.execute(select(delivery_orphans).where(delivery_orphans.c.provider_sid == provider_sid)
+                                       .order_by(delivery_orphans.c.received_at)).all()
+                for o in orphans:
+                    self._apply_delivery(conn, provider_sid, o.status, o.error_code, now)
+                conn.execute(delivery_orphans.delete().where(delivery_orphans.c.provider_sid == provider_sid))
+
+    def delivery_status(self, provider_sid: str, status: str, error_code: str | None, now: datetime) -> str:
+        """Apply a delivery callback. Returns 'updated', 'stale' (older than what we know) or
+        'orphan' (unknown sid, kept for when it becomes known)."""
+        with self.engine.begin() as conn:
+            return self._apply_delivery(conn, provider_sid, status, error_code, now)
+
+    def _apply_delivery(self, conn: Any, provider_sid: str, status: str, error_code: str | None,
+                        now: datetime) -> str:
+        row = conn.execute(select(outbound).where(outbound.c.provider_sid == provider_sid)).first()
+        if row is None:
+            conn.execute(insert(delivery_orphans).values(id=uuid.uuid4().hex, received_at=now,
+                                                         provider_sid=provider_sid, status=status,
+                                                         error_code=error_code))
+            return "orphan"
+        if DELIVERY_RANK.get(status, 0) < DELIVERY_RANK.get(row.status, 0):
+            return "stale"  # callbacks can arrive out of order: never go back from delivered to sent
+        failed = status in ("failed", "undelivered")
+        conn.execute(update(outbound).where(outbound.c.id == row.id).values(
+            status=status, error_code=error_code or row.error_code, updated_at=now, flagged=row.flagged or failed))
+        if failed and not row.flagged and row.case_id:
+            conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=row.case_id, at=now,
+                                                    actor="twilio", action="reply_failed",
+                                                    detail={"outbound_id": row.id, "error_code": error_code}))
+        return "updated"
+
+    def outbound_for(self, case_id: str | None = None) -> list[dict[str, Any]]:
+        q = select(outbound).order_by(outbound.c.created_at)
+        if case_id:
+            q = q.where(outbound.c.case_id == case_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [{"id": r.id, "to": self.cipher.decrypt(r.to_enc), "body": self.cipher.decrypt(r.body_enc),
+                 "status": r.status, "provider_sid": r.provider_sid, "flagged": r.flagged,
+                 "error_code": r.error_code, "author": r.author, "case_id": r.case_id} for r in rows]
+
+    def latest_sender(self, case_id: str, channel: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(signals.c.sender_enc).where(signals.c.case_id == case_id,
+                                                                  signals.c.channel == channel)
+                               .order_by(signals.c.received_at.desc()).limit(1)).first()
+        return self.cipher.decrypt(row.sender_enc) if row else None
+
+    def delivery_orphan_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(delivery_orphans)).scalar_one()
+
     # ---- cases and conversations ------------------------------------------------------------
 
     def case_by_number(self, number: str) -> CaseRow | None:
@@ -729,6 +896,31 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
         return CaseRow.from_row(row) if row else None
+
+    def conversation(self, signal: Signal, timeout: timedelta) -> list[StoredSignal]:
+        """The whole conversation `signal` belongs to, so far: the same sender on the same channel,
+        each message within `timeout` of the one before. Oldest first, `signal` included."""
+        sender_hash = self.sender_key(signal)
+        if sender_hash is None:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(signals)
+                .where(signals.c.sender_hash == sender_hash, signals.c.channel == signal.channel.value,
+                       signals.c.received_at >= signal.received_at - timeout * 50)
+                .order_by(signals.c.received_at, signals.c.id)
+                .limit(500)
+            ).all()
+        idx = next((i for i, r in enumerate(rows) if r.id == signal.id), None)
+        if idx is None:
+            return []
+        lo = idx
+        while lo > 0 and rows[lo].received_at - rows[lo - 1].received_at <= timeout:
+            lo -= 1
+        hi = idx
+        while hi + 1 < len(rows) and rows[hi + 1].received_at - rows[hi].received_at <= timeout:
+            hi += 1
+        return [StoredSignal(self._to_signal(r), r.status, r.case_id) for r in rows[lo:hi + 1]]
 
     def conversation_before(self, signal: Signal, window: timedelta) -> list[StoredSignal]:
         """Earlier signals from the same sender on the same channel, each within `window` of

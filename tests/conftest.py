@@ -167,8 +167,20 @@ def post_signed(client: Any, params: dict[str, str], path: str = "/twilio/sms", 
                        content_type="application/x-www-form-urlencoded")
 
 
-def drain(rt: Runtime) -> None:
-    """Run every queued job to completion in this process (an rq SimpleWorker in burst mode)."""
+def drain(rt: Runtime, debounce_elapsed: bool = True) -> None:
+    """Run every queued job to completion in this process (an rq SimpleWorker in burst mode).
+
+    With debounce_elapsed, triage jobs waiting out the SMS debounce are released first, as if
+    those seconds had passed (SLA checks stay scheduled for their own time)."""
+    from rq.registry import ScheduledJobRegistry
+
     from workers.worker import run_worker
 
+    if debounce_elapsed:
+        for queue in (rt.queue, rt.urgent_queue):
+            registry = ScheduledJobRegistry(queue=queue)
+            for job_id in registry.get_job_ids():
+                if job_id.startswith("triage-"):
+                    registry.remove(job_id)
+                    queue.enqueue_job(queue.fetch_job(job_id))
     run_worker(rt, burst=True, sweeper=False, name=f"test-{secrets.token_hex(4)}")

@@ -42,7 +42,7 @@ def test_shipped_config_loads():
     ("{category: crisis, urgency: \"*\", queue: crisis_line, minutes: 5}",
      "{category: crisis, urgency: \"*\", queue: crisis_line, minutes: 5, business_days: 1}",
      "give exactly one of 'minutes'"),
-    ("  timezone: \"America/New_York\"", "  timezone: \"Mars/Olympus\"", "sla.timezone: unknown time zone"),
+    ("  timezone: \"America/New_York\"", "  timezone: \"Mars/Olympus\"", "sms.hours.timezone: unknown time zone"),
     ("  workday_start: \"09:00\"", "  workday_start: \"9am\"", "sla.workday_start: must be HH:MM"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, old, new, expected):

@@ -577,6 +577,9 @@ def keygen() -> None:
 
 
 def main() -> None:
+    from .referrals_cli import referrals
+
+    cli.add_command(referrals)
     cli(prog_name="hotline")
 
 

@@ -126,14 +126,16 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
         return "already"
     signal = stored.signal
     link_case: CaseRow | None = None
+    siblings: tuple[str, ...] = ()
     if signal.channel == Channel.SMS:
-        # Short texts are read together with the texter's earlier messages in this conversation.
-        window = timedelta(hours=rt.settings.sms.conversation_window_hours)
-        earlier = rt.store.conversation_before(signal, window)
-        result = classify_conversation([analysed_text(s.signal.subject, s.signal.text) for s in earlier]
-                                       + [analysed_text(signal.subject, signal.text)],
+        # A texter's messages are read as one conversation: the untriaged ones are triaged
+        # together, once; a later message re-reads the whole and can only raise the case.
+        timeout = timedelta(minutes=rt.settings.sms.conversation_timeout_minutes)
+        conversation = rt.store.conversation(signal, timeout) or [stored]
+        result = classify_conversation([analysed_text(s.signal.subject, s.signal.text) for s in conversation],
                                        signal.language, rt.ruleset)
-        case_ids = [s.case_id for s in earlier if s.case_id]
+        siblings = tuple(s.signal.id for s in conversation if s.status == "accepted" and s.signal.id != signal_id)
+        case_ids = [s.case_id for s in conversation if s.case_id]
         if case_ids:
             link_case = rt.store.case_by_id(case_ids[-1])
             if link_case and link_case.status == "closed":
@@ -158,6 +160,7 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
         now=now,
         link=link,
         plan=_plan(rt, signal, result, r, state, deadline, now),
+        siblings=siblings,
     )
     if number is None:
         log.info("triage: signal %s already triaged (concurrent run)", signal_id)

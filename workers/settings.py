@@ -79,11 +79,70 @@ class TwilioSettings(_Frozen):
     api_base_url: str | None = None
 
 
+class SmsHours(_Frozen):
+    timezone: str = "America/New_York"
+    weekly: dict[str, tuple[str, ...]] = {}
+    holidays_country: str | None = "US"
+    closed_dates: tuple[str, ...] = ()
+
+    @field_validator("weekly")
+    @classmethod
+    def _weekly(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        from intake.channels.textline import WEEKDAYS, parse_window
+
+        for day, windows in v.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"{day!r} is not a weekday (use {', '.join(WEEKDAYS)})")
+            for w in windows:
+                try:
+                    parse_window(w)
+                except ValueError as exc:
+                    raise ValueError(f"{day}: {exc}") from exc
+        return v
+
+    @field_validator("closed_dates")
+    @classmethod
+    def _dates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import datetime as dt
+
+        for d in v:
+            try:
+                dt.date.fromisoformat(d)
+            except ValueError as exc:
+                raise ValueError(f"{d!r} is not a date like 2026-12-24") from exc
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
+class SmsReplies(_Frozen):
+    greeting: str = Field(max_length=320)
+    after_hours: str = Field(max_length=320)
+    help: str = Field(max_length=320)
+
+
 class SmsSettings(_Frozen):
     max_request_bytes: int = Field(65536, ge=1024, le=10_000_000)
-    conversation_window_hours: float = Field(12, gt=0, le=720)
-    auto_reply_en: str = ""
-    auto_reply_es: str = ""
+    conversation_timeout_minutes: float = Field(240, gt=0, le=43_200)
+    debounce_seconds: int = Field(15, ge=0, le=600)
+    safe_word: str | None = None
+    hours: SmsHours = SmsHours()
+    replies: dict[str, SmsReplies] = {}
+
+    @model_validator(mode="after")
+    def _replies(self) -> SmsSettings:
+        if "en" not in self.replies:
+            raise ValueError("replies: an 'en' set of replies is required")
+        return self
 
 
 class VoicePrompts(_Frozen):
@@ -281,7 +340,7 @@ class Settings(_Frozen):
     storage: StorageSettings = StorageSettings()
     security: SecuritySettings = SecuritySettings()
     twilio: TwilioSettings = TwilioSettings()
-    sms: SmsSettings = SmsSettings()
+    sms: SmsSettings
     voice: VoiceSettings
     queue: QueueSettings = QueueSettings()
     sweeper: SweeperSettings = SweeperSettings()

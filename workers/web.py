@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from intake.channels import sms, voice
 from intake.channels.twilio_common import TwilioAuth
-from intake.signal import Signal
+from intake.signal import Channel, Signal
+from routing.directory import load_directory
 from triage.engine import classify
 
+from .referrals_api import make_blueprint as referrals_blueprint
 from .runtime import Runtime, build_runtime, with_dev_secrets
 from .settings import Settings, load_settings
 
@@ -25,28 +28,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     # The webhook takes a 40 µs look with the triage rules so that a crisis goes to the urgent
     # queue; the worker still does the full triage (with the conversation) afterwards.
     rt.sink.is_urgent = lambda signal: is_urgent(signal, rt)
+    # Routine texts wait a few seconds so a burst of short messages is triaged together.
+    debounce = settings.sms.debounce_seconds
+    rt.sink.delay_for = lambda signal: debounce if signal.channel == Channel.SMS else 0
     app = Flask("hotline")
     app.config["MAX_CONTENT_LENGTH"] = max(settings.sms.max_request_bytes, 1_000_000)
     app.extensions["hotline_runtime"] = rt
 
-    window = timedelta(hours=settings.sms.conversation_window_hours)
-    sms_config = sms.SmsConfig(
-        auth_token=settings.twilio.auth_token,
-        public_base_url=settings.service.public_base_url,
-        max_request_bytes=settings.sms.max_request_bytes,
-        auto_reply={"en": settings.sms.auto_reply_en, "es": settings.sms.auto_reply_es},
-    )
-    app.register_blueprint(sms.make_blueprint(
-        sms_config, rt.sink, rt.detector,
-        should_reply=lambda signal_id: rt.store.opens_conversation(signal_id, window),
-    ))
-
+    app.register_blueprint(sms.make_blueprint(sms_config(settings), rt.store, rt.sink, rt.detector))
     app.register_blueprint(voice.make_blueprint(
         voice_config(settings),
         TwilioAuth(settings.twilio.auth_token, settings.service.public_base_url, settings.voice.max_request_bytes),
         rt.store, rt.sink, rt.detector,
         on_late_transcript=lambda signal_id: enqueue_retriage(rt, signal_id),
     ))
+
+    # Loaded once, on the first referral search.
+    app.register_blueprint(referrals_blueprint(functools.cache(load_directory)))
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -66,6 +64,26 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
                         status=500, mimetype="text/plain")
 
     return app
+
+
+def sms_config(settings: Settings) -> sms.SmsConfig:
+    from zoneinfo import ZoneInfo
+
+    from intake.channels.textline import Hours, ReplyTexts, parse_window
+
+    h = settings.sms.hours
+    voice_number = settings.service.voice_number
+    return sms.SmsConfig(
+        auth=TwilioAuth(settings.twilio.auth_token, settings.service.public_base_url, settings.sms.max_request_bytes),
+        replies={lang: ReplyTexts(**{k: v.replace("{voice}", voice_number) for k, v in r.model_dump().items()})
+                 for lang, r in settings.sms.replies.items()},
+        hours=Hours(tz=ZoneInfo(h.timezone),
+                    weekly={d: tuple(parse_window(w) for w in ws) for d, ws in h.weekly.items()},
+                    holiday_country=h.holidays_country or None,
+                    closed_dates=frozenset(date.fromisoformat(d) for d in h.closed_dates)),
+        safe_word=settings.sms.safe_word,
+        conversation_timeout=timedelta(minutes=settings.sms.conversation_timeout_minutes),
+    )
 
 
 def voice_config(settings: Settings) -> voice.VoiceConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
@@ -13,7 +13,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 from ..normalize import LanguageDetector, clean_text, normalize_phone
 from ..signal import Channel, Location, Signal
 from ..sink import Sink
-from .twilio_common import BadWebhook, TwilioAuth, refuse, verified_form
+from ..store import Store
+from .textline import Hours, ReplyTexts, choose_reply, is_staffed, keyword
+from .twilio_common import BadWebhook, TwilioAuth, refuse, twiml, verified_form
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +28,11 @@ MAX_BODY_CHARS = 10_000
 
 @dataclass(frozen=True)
 class SmsConfig:
-    auth_token: str | None
-    public_base_url: str | None
-    max_request_bytes: int
-    auto_reply: Mapping[str, str]
+    auth: TwilioAuth
+    replies: Mapping[str, ReplyTexts]
+    hours: Hours
+    safe_word: str | None
+    conversation_timeout: timedelta
 
 
 def parse_sms(params: Mapping[str, str], received_at: datetime, detector: LanguageDetector) -> Signal:
@@ -80,27 +83,54 @@ def twiml_reply(text: str | None) -> str:
     return str(resp)
 
 
-def make_blueprint(config: SmsConfig, sink: Sink, detector: LanguageDetector,
-                   should_reply: Callable[[str], bool],
+def make_blueprint(config: SmsConfig, store: Store, sink: Sink, detector: LanguageDetector,
                    clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Blueprint:
     bp = Blueprint("sms", __name__)
-
-    auth = TwilioAuth(config.auth_token, config.public_base_url, config.max_request_bytes)
 
     @bp.post("/twilio/sms")
     def inbound_sms() -> Response:
         try:
-            params = verified_form(request, auth)
+            params = verified_form(request, config.auth)
             signal = parse_sms(params, clock(), detector)
         except BadWebhook as err:
             if err.status == 403:
                 log.warning("sms webhook refused: invalid or missing signature")
             return refuse(err)
+        kw = keyword(signal.text, params.get("OptOutType"), config.safe_word)
+        # Every text is taken in and triaged, keywords too: on a hotline "HELP" may be a real plea.
         accepted = sink.accept(signal)
-        reply = None
-        if should_reply(accepted.signal_id):
-            lang = accepted.language if accepted.language in config.auto_reply else "en"
-            reply = config.auto_reply.get(lang) or None
-        return Response(twiml_reply(reply), status=200, mimetype="application/xml")
+        received = accepted.received_at or signal.received_at
+        sender_hash = store.sender_key(signal)
+        if sender_hash and accepted.created:
+            if kw == "stop":
+                store.textline_set(sender_hash, received, opted_out=True)
+            elif kw == "start":
+                store.textline_set(sender_hash, received, opted_out=False)
+        opted_out, silenced_until = store.textline_get(sender_hash) if sender_hash else (False, None)
+        if sender_hash and accepted.created and (kw == "safe_word" or (silenced_until and silenced_until > received)):
+            # The safe word (and anything after it in the conversation) keeps the line quiet.
+            store.textline_set(sender_hash, received, silenced_until=received + config.conversation_timeout)
+            silenced_until = received + config.conversation_timeout
+        silenced = kw == "safe_word" or bool(silenced_until and silenced_until > received)
+        kind = choose_reply(kw, store.opens_conversation(accepted.signal_id, config.conversation_timeout),
+                            is_staffed(received, config.hours), opted_out, silenced)
+        lang = accepted.language if accepted.language in config.replies else "en"
+        text = getattr(config.replies[lang], kind) if kind != "none" else None
+        return twiml(twiml_reply(text))
+
+    @bp.post("/twilio/sms/status")
+    def delivery_status() -> Response:
+        try:
+            params = verified_form(request, config.auth)
+            sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
+            status = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
+            if not sid or not status:
+                raise BadWebhook(400, "missing required parameter 'MessageSid' or 'MessageStatus'")
+        except BadWebhook as err:
+            return refuse(err)
+        outcome = store.delivery_status(sid[:64], status[:16], (params.get("ErrorCode") or None), clock())
+        if outcome == "orphan":
+            log.warning("sms status callback for an unknown message; kept")
+        return Response("", status=204)
 
     return bp
