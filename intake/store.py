@@ -255,7 +255,7 @@ outbound = Table(
     Column("author", String(128), nullable=False),
     Column("status", String(16), nullable=False),
     Column("provider_sid", String(64), unique=True),
-    Column("error_code", String(16)),
+    Column("error_code", String(64)),
     Column("flagged", Boolean, nullable=False, default=False),
 )
 
@@ -267,7 +267,7 @@ delivery_orphans = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Column("provider_sid", String(64), nullable=False, index=True),
     Column("status", String(16), nullable=False),
-    Column("error_code", String(16)),
+    Column("error_code", String(64)),
 )
 
 DELIVERY_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3, "recorded": 3,

@@ -471,6 +471,27 @@ def cases_close(ctx: click.Context, number: str, actor: str, reason: str) -> Non
     _move(ctx, number, "closed", actor, reason, ("open", "acknowledged"))
 
 
+@cli.command(help="Reply by SMS to a case's texter (recorded locally without Twilio credentials).")
+@click.argument("number")
+@click.argument("text")
+@click.option("--by", "actor", required=True, help="Who replies (username).")
+@click.pass_context
+@guarded
+def reply(ctx: click.Context, number: str, text: str, actor: str) -> None:
+    from .replies import ReplyRefused, send_sms_reply
+
+    rt = _case_store(ctx)
+    try:
+        result = send_sms_reply(rt, _case_number(number), text, actor)
+    except ReplyRefused as exc:
+        raise BadInput(str(exc)) from exc
+    finally:
+        rt.close()
+    click.echo(f"reply {result['status']}" + (f" ({result['sid']})" if result["sid"] else ""))
+    if result["status"] == "failed":
+        sys.exit(1)
+
+
 @cli.group(help="Route events on the broker.")
 def events() -> None:
     pass

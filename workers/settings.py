@@ -132,6 +132,7 @@ class SmsReplies(_Frozen):
 
 class SmsSettings(_Frozen):
     max_request_bytes: int = Field(65536, ge=1024, le=10_000_000)
+    from_number: str = Field("233733", min_length=3, max_length=20)
     conversation_timeout_minutes: float = Field(240, gt=0, le=43_200)
     debounce_seconds: int = Field(15, ge=0, le=600)
     safe_word: str | None = None

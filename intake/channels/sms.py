@@ -128,7 +128,7 @@ def make_blueprint(config: SmsConfig, store: Store, sink: Sink, detector: Langua
                 raise BadWebhook(400, "missing required parameter 'MessageSid' or 'MessageStatus'")
         except BadWebhook as err:
             return refuse(err)
-        outcome = store.delivery_status(sid[:64], status[:16], (params.get("ErrorCode") or None), clock())
+        outcome = store.delivery_status(sid[:64], status[:16], (params.get("ErrorCode") or "")[:64] or None, clock())
         if outcome == "orphan":
             log.warning("sms status callback for an unknown message; kept")
         return Response("", status=204)
