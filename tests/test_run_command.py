@@ -64,10 +64,21 @@ def test_run_simulate_signals_and_clean_stop(tmp_path):
             if rows and rows[0]["case_number"]:
                 break
             time.sleep(0.5)
-        [row] = rows
-        assert row["channel"] == "sms"
+        [row] = [r for r in rows if r["channel"] == "sms"]
         assert row["category"] == "tip" and row["urgency"] == "normal"
         assert row["queue"] == "tips" and row["deadline"] and row["case_number"].startswith("HT-")
+
+        call = _hotline(env, "simulate", "voice", "--from", "+15555550178", "--url", base, "--digits", "2",
+                        "--transcript", "ayúdenme por favor, nos tienen encerradas en la casa")
+        assert call.returncode == 0, call.stderr
+        assert "<Enqueue" in call.stdout and "advocates-es" in call.stdout and "<Record" in call.stdout
+        deadline = time.monotonic() + 60
+        voice_rows = []
+        while time.monotonic() < deadline and not voice_rows:
+            rows = json.loads(_hotline(env, "signals", "--json").stdout)
+            voice_rows = [r for r in rows if r["channel"] == "voice" and r["case_number"]]
+            time.sleep(0.5)
+        assert voice_rows and (voice_rows[0]["category"], voice_rows[0]["queue"]) == ("crisis", "crisis_line")
 
         family = psutil.Process(run.pid).children(recursive=True)
         redis_servers = [p for p in psutil.process_iter(["cmdline"])

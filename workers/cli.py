@@ -586,6 +586,67 @@ def simulate_sms(ctx: click.Context, text: str, from_: str, to: str, url: str | 
         sys.exit(1)
 
 
+@simulate.command("voice", help="Drive a whole call: greeting, menu key, queue result, voicemail, status, "
+                                "transcription; every step signed as Twilio signs it. Prints the TwiML.")
+@click.option("--from", "from_", required=True, help="Caller's number, e.g. +15555550123.")
+@click.option("--digits", default="1", show_default=True,
+              help="Key pressed at the menu: 1 English, 2 Spanish, 3 interpreter, 9 danger; '' for none.")
+@click.option("--queue-result", type=click.Choice(["bridged", "leave", "queue-full", "hangup"]), default="leave",
+              show_default=True, help="How the advocate queue ended (leave/queue-full -> voicemail).")
+@click.option("--transcript", default=None, help="Voicemail transcription text (needs a voicemail).")
+@click.option("--status", "call_status", default="completed", show_default=True,
+              type=click.Choice(["completed", "no-answer", "busy", "failed", "canceled"]))
+@click.option("--state", default=None, help="FromState, e.g. TX.")
+@click.option("--url", default=None, help="Server base URL (default http://127.0.0.1:<port>).")
+@click.pass_context
+@guarded
+def simulate_voice(ctx: click.Context, from_: str, digits: str, queue_result: str, transcript: str | None,
+                   call_status: str, state: str | None, url: str | None) -> None:
+    from intake.twilio_auth import sign
+
+    settings = _settings(ctx)
+    base = (url or f"http://127.0.0.1:{settings.service.port}").rstrip("/")
+    public = settings.service.public_base_url or base
+    sid = "CA" + secrets.token_hex(16)
+    common = {"CallSid": sid, "AccountSid": settings.twilio.account_sid or "AC" + "0" * 32, "From": from_,
+              "To": "+18005550100", "Direction": "inbound", "CallStatus": "in-progress", "FromCountry": "US",
+              "ApiVersion": "2010-04-01"}
+    if state:
+        common["FromState"] = state
+    lang = {"2": "es"}.get(digits, "en")
+    rec = {"RecordingSid": "RE" + secrets.token_hex(16), "RecordingUrl": "https://api.twilio.com/recording-example",
+           "RecordingDuration": "30"}
+    steps: list[tuple[str, dict[str, str]]] = [("/twilio/voice", {})]
+    steps.append(("/twilio/voice/menu", {"Digits": digits}) if digits else ("/twilio/voice/menu?Default=1", {}))
+    voicemail = queue_result in ("leave", "queue-full") and digits != "3"
+    if digits != "3":
+        steps.append((f"/twilio/voice/queue?lang={lang}", {"QueueResult": queue_result}))
+    else:
+        steps.append(("/twilio/voice/interpreter", {"DialCallStatus": "no-answer"}))
+        voicemail = True
+    if voicemail:
+        steps.append((f"/twilio/voice/recorded?lang={lang}", rec))
+        steps.append(("/twilio/voice/recording", {**rec, "RecordingStatus": "completed"}))
+    steps.append(("/twilio/voice/status", {"CallStatus": call_status, "CallDuration": "60"}))
+    if voicemail and transcript:
+        steps.append(("/twilio/voice/transcription", {"RecordingSid": rec["RecordingSid"],
+                                                      "TranscriptionText": transcript,
+                                                      "TranscriptionStatus": "completed"}))
+    for path, extra in steps:
+        params = {**common, **extra}
+        signature = sign(settings.twilio.auth_token or "", public + path, params)
+        try:
+            status, body = _post(base + path, params, {"X-Twilio-Signature": signature})
+        except (urllib.error.URLError, OSError) as exc:
+            raise click.ClickException(f"cannot reach {base}: {getattr(exc, 'reason', exc)}") from exc
+        click.echo(f"POST {path} -> HTTP {status}")
+        if body.strip():
+            click.echo(body)
+        if status >= 400:
+            sys.exit(1)
+    click.echo(f"CallSid={sid}")
+
+
 # ---- secrets ---------------------------------------------------------------------------------
 
 
