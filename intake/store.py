@@ -6,6 +6,7 @@ Message text, contact identifiers, location details and raw payloads are stored 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -272,6 +273,31 @@ delivery_orphans = Table(
 
 DELIVERY_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3, "recorded": 3,
                  "delivered": 4, "read": 5, "undelivered": 6, "failed": 6, "canceled": 6}
+
+# Message-IDs (hashed: they can name a sender's domain) of every email we took in or sent, so
+# a reply (In-Reply-To / References) finds its case.
+email_ids = Table(
+    "email_ids",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("signal_id", String(32)),
+    Column("case_id", String(32)),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Where the IMAP poller got to, per mailbox folder (UIDVALIDITY resets it).
+email_cursor = Table(
+    "email_cursor",
+    metadata,
+    Column("folder", String(255), primary_key=True),
+    Column("uidvalidity", Integer, nullable=False),
+    Column("last_uid", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
+def email_id_hash(message_id: str) -> str:
+    return hashlib.sha256(message_id.strip().strip("<>").lower().encode()).hexdigest()
 
 
 def make_engine(url: str) -> Engine:
@@ -884,6 +910,55 @@ class Store:
     def delivery_orphan_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(delivery_orphans)).scalar_one()
+
+    # ---- email threads and the poller's cursor ------------------------------------------------
+
+    def email_remember(self, message_id: str, now: datetime, signal_id: str | None = None,
+                       case_id: str | None = None) -> None:
+        h = email_id_hash(message_id)
+        with self.engine.begin() as conn:
+            if conn.execute(select(email_ids.c.id_hash).where(email_ids.c.id_hash == h)).first() is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(email_ids).values(id_hash=h, signal_id=signal_id, case_id=case_id,
+                                                              created_at=now))
+                    return
+                except IntegrityError:
+                    pass
+            values = {k: v for k, v in (("signal_id", signal_id), ("case_id", case_id)) if v}
+            if values:
+                conn.execute(update(email_ids).where(email_ids.c.id_hash == h).values(**values))
+
+    def case_for_email_ids(self, message_ids: list[str]) -> str | None:
+        """The case of the most recent known message among `message_ids` (a reply's
+        In-Reply-To and References), via the signal when its case was not recorded."""
+        hashes = [email_id_hash(m) for m in message_ids if m]
+        if not hashes:
+            return None
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(email_ids.c.case_id, signals.c.case_id.label("signal_case"))
+                .select_from(email_ids.outerjoin(signals, signals.c.id == email_ids.c.signal_id))
+                .where(email_ids.c.id_hash.in_(hashes))
+                .order_by(email_ids.c.created_at.desc())
+            ).all()
+        for r in rows:
+            if r.case_id or r.signal_case:
+                return r.case_id or r.signal_case
+        return None
+
+    def email_cursor_get(self, folder: str) -> tuple[int, int] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(email_cursor).where(email_cursor.c.folder == folder)).first()
+        return (row.uidvalidity, row.last_uid) if row else None
+
+    def email_cursor_set(self, folder: str, uidvalidity: int, last_uid: int, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            res = conn.execute(update(email_cursor).where(email_cursor.c.folder == folder)
+                               .values(uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now))
+            if res.rowcount == 0:
+                conn.execute(insert(email_cursor).values(folder=folder, uidvalidity=uidvalidity,
+                                                         last_uid=last_uid, updated_at=now))
 
     # ---- cases and conversations ------------------------------------------------------------
 

@@ -142,6 +142,12 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
                 link_case = None
     else:
         result = classify(signal, rt.ruleset)
+    if signal.channel == Channel.EMAIL:
+        # A reply joins the case of the message it answers (In-Reply-To, References).
+        thread = [signal.raw.get("in_reply_to") or "", *(signal.raw.get("references") or [])]
+        thread_case = rt.store.case_for_email_ids([m for m in thread if isinstance(m, str) and m])
+        if thread_case:
+            link_case = rt.store.case_by_id(thread_case)
     if result.indicators.case_number:
         # A contact quoting a case number joins that case instead of opening a new one.
         quoted = rt.store.case_by_number(result.indicators.case_number)
@@ -167,7 +173,15 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
         return "already"
     log.info("triage: signal %s -> %s/%s queue=%s%s", signal_id, result.category, result.urgency, r.queue,
              " (joined existing case)" if link else "")
-    _after_routing(rt, rt.store.case_by_number(number), result, link is None or bool(link.escalate))
+    case = rt.store.case_by_number(number)
+    if signal.channel == Channel.EMAIL and case is not None:
+        if signal.raw.get("message_id"):
+            rt.store.email_remember(str(signal.raw["message_id"]), now, signal_id=signal_id, case_id=case.id)
+        if link is None:
+            from .mailer import send_ack
+
+            send_ack(rt, case, signal)
+    _after_routing(rt, case, result, link is None or bool(link.escalate))
     return "linked" if link else "routed"
 
 

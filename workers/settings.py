@@ -31,6 +31,14 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "HOTLINE_VAR_DIR": ("service", "var_dir"),
     "HOTLINE_WEBHOOK_SECRET": ("notifications", "webhook_secret"),
     "HOTLINE_TWILIO_API_BASE_URL": ("twilio", "api_base_url"),
+    "HOTLINE_EMAIL_INBOUND_SECRET": ("email", "inbound_secret"),
+}
+# Nested overrides: (section, subsection, key).
+ENV_NESTED: dict[str, tuple[str, str, str]] = {
+    "HOTLINE_IMAP_USERNAME": ("email", "imap", "username"),
+    "HOTLINE_IMAP_PASSWORD": ("email", "imap", "password"),
+    "HOTLINE_SMTP_USERNAME": ("email", "smtp", "username"),
+    "HOTLINE_SMTP_PASSWORD": ("email", "smtp", "password"),
 }
 
 
@@ -182,6 +190,47 @@ class VoiceSettings(_Frozen):
         if self.interpreter_sip and not self.interpreter_sip.startswith("sip:"):
             raise ValueError("interpreter_sip must start with sip:")
         return self
+
+
+class ImapSettings(_Frozen):
+    host: str | None = None
+    port: int = Field(993, ge=1, le=65535)
+    use_ssl: bool = True
+    username: str | None = None
+    password: str | None = None
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    poll_interval_seconds: float = Field(60, ge=1, le=86400)
+
+    @model_validator(mode="after")
+    def _login(self) -> ImapSettings:
+        if self.host and not (self.username and self.password):
+            raise ValueError("host is set: username and password are needed (HOTLINE_IMAP_USERNAME/PASSWORD)")
+        return self
+
+
+class EmailAckSettings(_Frozen):
+    enabled: bool = False
+    from_address: str = "help@example.org"
+    text: str = Field("", max_length=1000)
+
+
+class SmtpSettings(_Frozen):
+    host: str | None = None
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password: str | None = None
+
+
+class EmailSettings(_Frozen):
+    inbound_secret: str | None = None
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    max_attachment_bytes: int = Field(5 * 1024 * 1024, ge=0)
+    max_attachments: int = Field(20, ge=0, le=1000)
+    imap: ImapSettings = ImapSettings()
+    ack: EmailAckSettings = EmailAckSettings()
+    smtp: SmtpSettings = SmtpSettings()
 
 
 class QueueSettings(_Frozen):
@@ -343,6 +392,7 @@ class Settings(_Frozen):
     twilio: TwilioSettings = TwilioSettings()
     sms: SmsSettings
     voice: VoiceSettings
+    email: EmailSettings = EmailSettings()
     queue: QueueSettings = QueueSettings()
     sweeper: SweeperSettings = SweeperSettings()
     triage: TriageSettings = TriageSettings()
@@ -393,6 +443,13 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         if not isinstance(sect, dict):
             raise ConfigError(f"{section}: must be a mapping to apply {var}")
         sect[key] = value
+    for var, (section, sub, key) in ENV_NESTED.items():
+        value = env.get(var)
+        if value:
+            sect = merged.setdefault(section, {})
+            if isinstance(sect, dict):
+                subsect = sect.get(sub) if isinstance(sect.get(sub), dict) else {}
+                sect[sub] = {**subsect, key: value}
     return merged
 
 
