@@ -658,10 +658,37 @@ def keygen() -> None:
     click.echo(generate_secret_key())
 
 
+@click.command("poll", help="Poll the IMAP mailbox (email.imap) and take in new messages.")
+@click.option("--once", is_flag=True, required=True, help="Poll once and exit.")
+@click.pass_context
+@guarded
+def email_poll(ctx: click.Context, once: bool) -> None:
+    from .runtime import build_runtime
+    from .worker import poll_mailbox
+
+    rt = build_runtime(_settings(ctx))
+    try:
+        if not rt.settings.email.imap.host:
+            raise BadInput("no IMAP mailbox configured: set email.imap.host (and HOTLINE_IMAP_USERNAME/PASSWORD)")
+        try:
+            click.echo(poll_mailbox(rt))
+        except OSError as exc:
+            raise click.ClickException(f"cannot reach the IMAP server ({exc.__class__.__name__})") from exc
+    finally:
+        rt.close()
+
+
 def main() -> None:
     from .referrals_cli import referrals
 
     cli.add_command(referrals)
+    try:  # TEMP until email_cli lands
+        from .email_cli import email
+    except ImportError:
+        email = None
+    if email is not None:
+        email.add_command(email_poll)
+        cli.add_command(email)
     cli(prog_name="hotline")
 
 

@@ -35,6 +35,34 @@ def finalise_stale_calls(rt: Runtime, now: datetime | None = None) -> int:
     return done
 
 
+def poll_mailbox(rt: Runtime, locked: bool = False) -> str:
+    """Poll the IMAP mailbox once; returns a one-line summary."""
+    from intake.channels.email import ImapConfig, connect_imap, poll_once
+
+    from .web import email_limits
+
+    i = rt.settings.email.imap
+    if not i.host:
+        return "no IMAP mailbox configured (email.imap.host)"
+    if locked and not rt.redis.set("hotline:imap:lock", "1", nx=True, ex=max(30, int(i.poll_interval_seconds))):
+        return "another worker is polling"
+    cfg = ImapConfig(i.host, i.port, i.username or "", i.password or "", i.folder, i.use_ssl, i.processed_folder)
+    client = connect_imap(cfg)
+    try:
+        report = poll_once(client, cfg.folder, rt.store, rt.sink, rt.detector, email_limits(rt.settings),
+                           datetime.now(UTC), processed_folder=cfg.processed_folder)
+    finally:
+        try:
+            client.logout()
+        except Exception:
+            log.debug("imap logout failed")
+        if locked:
+            rt.redis.delete("hotline:imap:lock")
+    if report.taken or report.rejected:
+        log.info("email poll: %s", report.summary())
+    return report.summary()
+
+
 def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str | None = None) -> bool:
     context.bind(rt)
     s = rt.settings
@@ -45,7 +73,7 @@ def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str
     heartbeat = Heartbeat(rt.redis, name, s.sweeper.worker_heartbeat_ttl_seconds)
     heartbeat.beat()
     heartbeat.start()
-    sweep = publisher = calls = None
+    sweep = publisher = calls = mail = None
     if sweeper and not burst:
         interval = s.sweeper.interval_seconds
         sweep = periodic("hotline-sweeper", interval, lambda: sweep_once(
@@ -60,13 +88,17 @@ def run_worker(rt: Runtime, burst: bool = False, sweeper: bool = True, name: str
         publisher.start()
         calls = periodic("hotline-calls", interval, lambda: finalise_stale_calls(rt))
         calls.start()
+        if s.email.imap.host:
+            # One poller at a time across all workers (a Redis lock), every poll_interval_seconds.
+            mail = periodic("hotline-imap", s.email.imap.poll_interval_seconds, lambda: poll_mailbox(rt, locked=True))
+            mail.start()
     log.info("worker %s started (%s) on queue %s", name, s.queue.worker_class, rt.queue.name)
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
     finally:
         if sweep:
             sweep.stop()
-        for thread in (publisher, calls):
+        for thread in (publisher, calls, mail):
             if thread:
                 thread.stop()
         heartbeat.stop()
