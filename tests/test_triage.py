@@ -309,3 +309,25 @@ def test_triage_jsonl_contract():
     assert "line 4:" in proc.stderr and "fax" in proc.stderr
     assert "Traceback" not in proc.stderr
 
+
+
+def test_eval_command_prints_the_contract_figures_and_guards_the_dev_split():
+    """A regression guard on the split the rules are tuned on (the held-aside test split is
+    reported in the notes, never tuned on, and not asserted here)."""
+    proc = _hotline("eval", "tests/corpus/signals.jsonl", "--split", "dev", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert set(report["per_class"]) == {"crisis", "tip", "tta", "referral", "general", "at_risk", "unrelated"}
+    assert report["crisis_recall"] >= 0.95
+    assert report["macro_f1"] >= 0.80
+    assert report["urgency_accuracy"] >= 0.80
+    text = _hotline("eval", "tests/corpus/signals.jsonl", "--split", "dev")
+    assert "confusion (rows = labelled, columns = predicted)" in text.stdout and "macro-F1" in text.stdout
+
+
+def test_eval_rejects_a_bad_corpus_with_exit_2(tmp_path):
+    bad = tmp_path / "c.jsonl"
+    bad.write_text('{"text": "hi", "category": "crisis", "urgency": "immediate"}\n{"text": 1}\n')
+    proc = _hotline("eval", str(bad))
+    assert proc.returncode == 2 and ":2:" in proc.stderr and "Traceback" not in proc.stderr
+    assert _hotline("eval", str(tmp_path / "missing.jsonl")).returncode == 2

@@ -32,7 +32,7 @@ from .result import (
     TriageResult,
     Urgency,
 )
-from .text import fold
+from .text import fold, fold_pattern
 
 try:  # google-re2 is a declared dependency; the engine still works (slower) without it.
     import re2 as _re2
@@ -104,7 +104,7 @@ def _compile_list(patterns: Any, where: str) -> tuple[re.Pattern[str], ...]:
     out = []
     for i, p in enumerate(patterns):
         try:
-            out.append(re.compile(fold(p), re.UNICODE))
+            out.append(re.compile(fold_pattern(p), re.UNICODE))
         except re.error as exc:
             raise RuleError(f"{where}: pattern {i + 1} does not compile: {exc}") from exc
     return tuple(out)
@@ -244,6 +244,9 @@ def _build_prefilter(slots: Sequence[tuple[int | str, re.Pattern[str]]]) -> tupl
         return None, ()
     options = _re2.Options()
     options.case_sensitive = False
+    # All rules in one set need more than RE2's default 8 MB of DFA memory; below that the set
+    # thrashes and is no faster than running every pattern (measured: 1.1x vs 17.7x).
+    options.max_mem = 64 << 20
     rset = _re2.Set.SearchSet(options)
     always: list[int] = []
     mapping: list[int] = []  # set index -> slot index

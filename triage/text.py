@@ -27,3 +27,20 @@ def fold(text: str) -> str:
     original text: 'Ayúdame' -> 'ayudame', 'ESTÁ' -> 'esta', 'I’m' -> "i'm".
     """
     return "".join(_fold_char(c) for c in text[:MAX_ANALYSED_CHARS])
+
+
+def fold_pattern(pattern: str) -> str:
+    """Fold a regex the way texts are folded, but leave escapes alone: \\W must stay \\W
+    (lower-casing it would turn "not a word character" into "a word character")."""
+    out: list[str] = []
+    escaped = False
+    for ch in pattern:
+        if escaped:
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            out.append(ch)
+            escaped = True
+        else:
+            out.append(_fold_char(ch))
+    return "".join(out)
