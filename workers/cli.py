@@ -682,13 +682,10 @@ def main() -> None:
     from .referrals_cli import referrals
 
     cli.add_command(referrals)
-    try:  # TEMP until email_cli lands
-        from .email_cli import email
-    except ImportError:
-        email = None
-    if email is not None:
-        email.add_command(email_poll)
-        cli.add_command(email)
+    from .email_cli import email
+
+    email.add_command(email_poll)
+    cli.add_command(email)
     cli(prog_name="hotline")
 
 

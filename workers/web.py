@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from intake.channels import sms, voice
+from intake.channels import email, sms, voice
 from intake.channels.twilio_common import TwilioAuth
 from intake.signal import Channel, Signal
 from routing.directory import load_directory
@@ -42,6 +42,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
         rt.store, rt.sink, rt.detector,
         on_late_transcript=lambda signal_id: enqueue_retriage(rt, signal_id),
     ))
+
+    app.register_blueprint(email.make_blueprint(
+        email.InboundConfig(settings.email.inbound_secret, email_limits(settings)), rt.store, rt.sink, rt.detector))
 
     # Loaded once, on the first referral search.
     app.register_blueprint(referrals_blueprint(functools.cache(load_directory)))
@@ -84,6 +87,12 @@ def sms_config(settings: Settings) -> sms.SmsConfig:
         safe_word=settings.sms.safe_word,
         conversation_timeout=timedelta(minutes=settings.sms.conversation_timeout_minutes),
     )
+
+
+def email_limits(settings: Settings) -> email.EmailLimits:
+    e = settings.email
+    return email.EmailLimits(max_bytes=e.max_bytes, max_attachment_bytes=e.max_attachment_bytes,
+                             max_attachments=e.max_attachments)
 
 
 def voice_config(settings: Settings) -> voice.VoiceConfig:
