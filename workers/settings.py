@@ -233,6 +233,20 @@ class EmailSettings(_Frozen):
     smtp: SmtpSettings = SmtpSettings()
 
 
+class WebformSettings(_Frozen):
+    exit_url: str = "https://www.weather.gov"
+    rate_limit: str = "10 per minute;60 per hour"
+    trusted_proxies: int = Field(0, ge=0, le=10)
+    max_request_bytes: int = Field(262144, ge=4096, le=10_000_000)
+
+    @field_validator("exit_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https://\S+$", v):
+            raise ValueError("must be an https:// URL")
+        return v
+
+
 class QueueSettings(_Frozen):
     name: str = "hotline-triage"
     worker_class: Literal["simple", "fork"] = "simple"
@@ -393,6 +407,7 @@ class Settings(_Frozen):
     sms: SmsSettings
     voice: VoiceSettings
     email: EmailSettings = EmailSettings()
+    webform: WebformSettings = WebformSettings()
     queue: QueueSettings = QueueSettings()
     sweeper: SweeperSettings = SweeperSettings()
     triage: TriageSettings = TriageSettings()

@@ -10,14 +10,14 @@ from datetime import date, timedelta
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from intake.channels import email, sms, voice
+from intake.channels import email, sms, voice, webform
 from intake.channels.twilio_common import TwilioAuth
 from intake.signal import Channel, Signal
 from routing.directory import load_directory
 from triage.engine import classify
 
 from .referrals_api import make_blueprint as referrals_blueprint
-from .runtime import Runtime, build_runtime, with_dev_secrets
+from .runtime import Runtime, build_runtime, redis_url, with_dev_secrets
 from .settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
 
     app.register_blueprint(email.make_blueprint(
         email.InboundConfig(settings.email.inbound_secret, email_limits(settings)), rt.store, rt.sink, rt.detector))
+
+    app.register_blueprint(webform.make_blueprint(webform_config(settings), rt.sink, rt.detector,
+                                                  limiter_uri(settings)))
 
     # Loaded once, on the first referral search.
     app.register_blueprint(referrals_blueprint(functools.cache(load_directory)))
@@ -87,6 +90,19 @@ def sms_config(settings: Settings) -> sms.SmsConfig:
         safe_word=settings.sms.safe_word,
         conversation_timeout=timedelta(minutes=settings.sms.conversation_timeout_minutes),
     )
+
+
+def webform_config(settings: Settings) -> webform.WebformConfig:
+    w = settings.webform
+    return webform.WebformConfig(secret_key=settings.security.secret_key or "", exit_url=w.exit_url,
+                                 hotline_number=settings.service.voice_number, rate_limit=w.rate_limit,
+                                 trusted_proxies=w.trusted_proxies, max_request_bytes=w.max_request_bytes)
+
+
+def limiter_uri(settings: Settings) -> str:
+    """The rate limiter's store: the same Redis (the limits library spells a socket redis+unix)."""
+    url = redis_url(settings)
+    return "redis+unix://" + url.removeprefix("unix://") if url.startswith("unix://") else url
 
 
 def email_limits(settings: Settings) -> email.EmailLimits:
