@@ -396,7 +396,7 @@ class Store:
 
     def _signal_row(self, s: Signal, now: datetime) -> dict[str, Any]:
         c = self.cipher
-        kind = "email" if s.channel == Channel.EMAIL else "phone"
+        kind = "email" if s.channel == Channel.EMAIL or "@" in (s.sender or "") else "phone"
         loc = s.location.model_dump(exclude_none=True)
         return {
             "id": s.id,
@@ -803,7 +803,7 @@ class Store:
     # ---- textline ------------------------------------------------------------------------------
 
     def sender_key(self, signal: Signal) -> str | None:
-        kind = "email" if signal.channel == Channel.EMAIL else "phone"
+        kind = "email" if signal.channel == Channel.EMAIL or "@" in (signal.sender or "") else "phone"
         return self.cipher.identity_hash(kind, signal.sender)
 
     def textline_get(self, sender_hash: str) -> tuple[bool, datetime | None]:
@@ -996,32 +996,6 @@ class Store:
         while hi + 1 < len(rows) and rows[hi + 1].received_at - rows[hi].received_at <= timeout:
             hi += 1
         return [StoredSignal(self._to_signal(r), r.status, r.case_id) for r in rows[lo:hi + 1]]
-
-    def conversation_before(self, signal: Signal, window: timedelta) -> list[StoredSignal]:
-        """Earlier signals from the same sender on the same channel, each within `window` of
-        the next (a conversation continues while the texter keeps writing), oldest first."""
-        kind = "email" if signal.channel == Channel.EMAIL else "phone"
-        sender_hash = self.cipher.identity_hash(kind, signal.sender)
-        if sender_hash is None:
-            return []
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(signals)
-                .where(signals.c.sender_hash == sender_hash, signals.c.channel == signal.channel.value,
-                       signals.c.id != signal.id, signals.c.received_at <= signal.received_at)
-                .order_by(signals.c.received_at.desc())
-                .limit(50)
-            ).all()
-        out: list[StoredSignal] = []
-        edge = signal.received_at
-        for row in rows:
-            if edge - row.received_at > window:
-                break
-            out.append(StoredSignal(self._to_signal(row), row.status, row.case_id))
-            edge = row.received_at
-        return list(reversed(out))
-
-    # ---- read models ----------------------------------------------------------------------
 
     def recent_signals(self, limit: int = 50) -> list[dict[str, Any]]:
         """Recent signals with their triage and route; no contact data."""

@@ -431,14 +431,16 @@ def classify(signal: Signal, ruleset: Ruleset) -> TriageResult:
             "matched": ("general.voice.missed_call", *result.matched),
             "explanation": "general: missed call with no message, call back; urgency normal",
         })
-    if "danger_key" in signal.flags and result.category != "crisis":
+    if ({"danger_key", "danger_now"} & set(signal.flags)) and result.category != "crisis":
         # The caller told us with a key press that they are in danger now: nothing in a
         # transcript (or its absence) argues that down.
         result = result.model_copy(update={
             "category": "crisis", "urgency": "immediate",
             "indicators": result.indicators.model_copy(update={"imminent_danger": True}),
-            "matched": ("crisis.voice.danger_key", *result.matched),
-            "explanation": "crisis from the danger key (the caller pressed 9); urgency immediate",
+            "matched": ("crisis.voice.danger_key" if "danger_key" in signal.flags else "crisis.webform.danger_now",
+                        *result.matched),
+            "explanation": "crisis: the contact said someone is in danger now (danger key or tip form); "
+                           "urgency immediate",
         })
     return result
 
