@@ -33,7 +33,8 @@ def _hotline(env, *args, timeout=60) -> subprocess.CompletedProcess:
 def test_run_simulate_signals_and_clean_stop(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update({"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_CONFIG": str(CONFIG)})
+    env.update({"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_CONFIG": str(CONFIG),
+                "HOTLINE_EMAIL_INBOUND_SECRET": "run-test-inbound-secret-0123456789"})
     run = subprocess.Popen([HOTLINE, "run", "--port", str(port)], env=env, cwd=REPO,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -79,6 +80,20 @@ def test_run_simulate_signals_and_clean_stop(tmp_path):
             voice_rows = [r for r in rows if r["channel"] == "voice" and r["case_number"]]
             time.sleep(0.5)
         assert voice_rows and (voice_rows[0]["category"], voice_rows[0]["queue"]) == ("crisis", "crisis_line")
+
+        tip = _hotline(env, "simulate", "tip", "--url", base, "--danger", "--state", "TX",
+                       "Two girls are locked in a room behind the cantina right now")
+        assert tip.returncode == 0 and "HTTP 201" in tip.stdout, tip.stdout + tip.stderr
+        mail = _hotline(env, "simulate", "email", "--url", base, "I would like a training for our clinic staff.")
+        assert mail.returncode == 0 and "HTTP 202" in mail.stdout, mail.stdout + mail.stderr
+        deadline = time.monotonic() + 60
+        seen: dict[str, dict] = {}
+        while time.monotonic() < deadline and len(seen) < 2:
+            rows = json.loads(_hotline(env, "signals", "--json").stdout)
+            seen = {r["channel"]: r for r in rows if r["channel"] in ("webform", "email") and r["case_number"]}
+            time.sleep(0.5)
+        assert (seen["webform"]["category"], seen["webform"]["urgency"]) == ("crisis", "immediate")
+        assert seen["email"]["category"] == "tta"
 
         family = psutil.Process(run.pid).children(recursive=True)
         redis_servers = [p for p in psutil.process_iter(["cmdline"])

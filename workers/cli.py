@@ -647,6 +647,85 @@ def simulate_voice(ctx: click.Context, from_: str, digits: str, queue_result: st
     click.echo(f"CallSid={sid}")
 
 
+def _post_raw(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    if not url.startswith(("http://", "https://")):
+        raise BadInput(f"--url must start with http:// or https:// (got {url.split(':', 1)[0]}:)")
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310 - scheme checked
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:  # noqa: S310 - scheme checked
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        raise click.ClickException(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from exc
+
+
+@simulate.command("tip", help="Submit a tip through POST /api/tips (the form's JSON API).")
+@click.argument("text")
+@click.option("--danger", is_flag=True, help="Someone is in immediate danger now.")
+@click.option("--city", default=None)
+@click.option("--state", default=None, help="Two-letter state, e.g. TX.")
+@click.option("--minors", type=click.Choice(["yes", "no", "unknown"]), default="unknown")
+@click.option("--lang", type=click.Choice(["en", "es"]), default="en")
+@click.option("--url", default=None, help="Server base URL (default http://127.0.0.1:<port>).")
+@click.pass_context
+@guarded
+def simulate_tip(ctx: click.Context, text: str, danger: bool, city: str | None, state: str | None, minors: str,
+                 lang: str, url: str | None) -> None:
+    settings = _settings(ctx)
+    base = (url or f"http://127.0.0.1:{settings.service.port}").rstrip("/")
+    tip = {"what_happened": text, "danger_now": "yes" if danger else "no", "minors_involved": minors,
+           "language": lang}
+    if city:
+        tip["city"] = city
+    if state:
+        tip["state"] = state
+    status, body = _post_raw(base + "/api/tips", json.dumps(tip).encode(), {
+        "Content-Type": "application/json", "Idempotency-Key": "simulate-" + secrets.token_hex(12)})
+    click.echo(f"HTTP {status}")
+    click.echo(body)
+    if status >= 400:
+        sys.exit(1)
+
+
+@simulate.command("email", help="Post a raw email to POST /email/inbound with the configured secret.")
+@click.argument("text", required=False)
+@click.option("--file", "eml", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A raw .eml file to send instead of composing one.")
+@click.option("--from", "from_", default="Sender Example <sender@example.org>", show_default=True)
+@click.option("--subject", default="A message to the hotline", show_default=True)
+@click.option("--url", default=None, help="Server base URL (default http://127.0.0.1:<port>).")
+@click.pass_context
+@guarded
+def simulate_email(ctx: click.Context, text: str | None, eml: str | None, from_: str, subject: str,
+                   url: str | None) -> None:
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
+    settings = _settings(ctx)
+    secret = settings.email.inbound_secret
+    if not secret:
+        raise BadInput("email.inbound_secret is not set (HOTLINE_EMAIL_INBOUND_SECRET): the server would refuse it")
+    if eml:
+        raw = Path(eml).read_bytes()
+    else:
+        if not text:
+            raise BadInput("give the message TEXT or --file message.eml")
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = from_, "help@example.org", subject
+        msg["Date"] = format_datetime(datetime.now(UTC))
+        msg["Message-ID"] = make_msgid(domain="example.org")
+        msg.set_content(text)
+        raw = bytes(msg)
+    base = (url or f"http://127.0.0.1:{settings.service.port}").rstrip("/")
+    status, body = _post_raw(base + "/email/inbound", raw, {"Content-Type": "message/rfc822",
+                                                            "X-Hotline-Email-Token": secret})
+    click.echo(f"HTTP {status}")
+    click.echo(body)
+    if status >= 400:
+        sys.exit(1)
+
+
 # ---- secrets ---------------------------------------------------------------------------------
 
 
