@@ -492,6 +492,14 @@ def test_decode_header_text(raw, expected):
     assert decode_header_text(raw) == expected
 
 
+def test_a_header_the_stdlib_parser_crashes_on_degrades_to_compat32(detector):
+    # policy.default raises IndexError inside BytesParser on this Content-Type (CPython 3.11-3.13)
+    raw = eml().replace(b"charset=utf-8", b"charset=us-ascii;\r\n title*")
+    p = parse(raw, detector)
+    assert p.full_text == "Hello, I have a question." and p.sender == "quill.ambers@example.org"
+    assert "StdlibHeaderParserError" in p.defects
+
+
 def test_signal_fields(detector):
     p = parse(fixture("reply_en.eml"), detector)
     s = p.signal

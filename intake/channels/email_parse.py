@@ -27,7 +27,7 @@ import hashlib
 import html
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email import policy
 from email.message import Message
@@ -302,6 +302,7 @@ def parse_email(raw: bytes, received_at: datetime, detector: LanguageDetector, l
         try:
             msg = BytesParser(policy=policy.compat32).parsebytes(raw)
             extracted = _extract(msg, limits)
+            extracted = replace(extracted, defects=tuple(sorted({*extracted.defects, "StdlibHeaderParserError"})))
         except EmailError:
             raise
         except Exception as exc:  # compat32 failed too: nothing more to try
