@@ -295,6 +295,19 @@ email_cursor = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# What the worker learned by fetching an MMS attachment (never the content itself).
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("signal_id", String(32), ForeignKey("signals.id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("content_type", String(128)),
+    Column("size", Integer),
+    Column("sha256", String(64)),
+    Column("status", String(32), nullable=False),
+    Column("fetched_at", UTCDateTime(), nullable=False),
+)
+
 
 def email_id_hash(message_id: str) -> str:
     return hashlib.sha256(message_id.strip().strip("<>").lower().encode()).hexdigest()
@@ -910,6 +923,22 @@ class Store:
     def delivery_orphan_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(delivery_orphans)).scalar_one()
+
+    # ---- attachments ----------------------------------------------------------------------------
+
+    def attachment_record(self, signal_id: str, idx: int, status: str, now: datetime,
+                          content_type: str | None = None, size: int | None = None, sha256: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(attachments.delete().where(attachments.c.signal_id == signal_id, attachments.c.idx == idx))
+            conn.execute(insert(attachments).values(signal_id=signal_id, idx=idx, status=status, fetched_at=now,
+                                                    content_type=content_type, size=size, sha256=sha256))
+
+    def attachments_of(self, signal_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(attachments).where(attachments.c.signal_id == signal_id)
+                                .order_by(attachments.c.idx)).all()
+        return [{"idx": r.idx, "status": r.status, "content_type": r.content_type, "size": r.size,
+                 "sha256": r.sha256} for r in rows]
 
     # ---- email threads and the poller's cursor ------------------------------------------------
 

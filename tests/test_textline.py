@@ -299,3 +299,55 @@ def test_time_window_parsing_rejects_nonsense():
     with pytest.raises(ValueError):
         parse_window("3pm-11pm")
     assert parse_window("00:00-24:00").end == time(23, 59, 59, 999999)
+
+
+class MediaServer(BaseHTTPRequestHandler):
+    auth: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        MediaServer.auth.append(self.headers.get("Authorization"))
+        size = 50_000 if "big" in self.path else 1000
+        data = b"\x89PNG" + b"\x00" * (size - 4)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_mms_media_fetch_is_size_limited_hashed_and_authenticated(tmp_path, backend):
+    import hashlib
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), MediaServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    text = CONFIG.read_text().replace("  fetch_media: false\n  max_media_bytes: 5242880",
+                                      "  fetch_media: true\n  max_media_bytes: 20000")
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    env = {"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SECRET_KEY": TEST_SECRET,
+           "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN, "HOTLINE_DATABASE_URL": backend.database_url,
+           "HOTLINE_REDIS_URL": backend.redis_url, "HOTLINE_TWILIO_ACCOUNT_SID": "AC" + "2" * 32}
+    settings = load_settings(path, env=env)
+    assert settings.sms.fetch_media
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        post_signed(client, sms_params("look at this", from_="+15555550119", NumMedia="2",
+                                       MediaUrl0=f"{base}/small.png", MediaContentType0="image/png",
+                                       MediaUrl1=f"{base}/big.png", MediaContentType1="image/png"))
+        drain(rt)
+        [row] = rt.store.recent_signals()
+        signal = rt.store.load_signal(row["id"]).signal
+        assert [m["content_type"] for m in signal.raw["media"]] == ["image/png", "image/png"]
+        small, big = rt.store.attachments_of(row["id"])
+        expected = hashlib.sha256(b"\x89PNG" + b"\x00" * 996).hexdigest()
+        assert (small["status"], small["size"], small["sha256"]) == ("fetched", 1000, expected)
+        assert big["status"] == "skipped: too large" and big["sha256"] is None
+        assert all(a and a.startswith("Basic ") for a in MediaServer.auth)
+    finally:
+        rt.close()
+        server.shutdown()

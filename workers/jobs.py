@@ -174,6 +174,12 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
     log.info("triage: signal %s -> %s/%s queue=%s%s", signal_id, result.category, result.urgency, r.queue,
              " (joined existing case)" if link else "")
     case = rt.store.case_by_number(number)
+    if signal.channel == Channel.SMS and signal.raw.get("media") and rt.settings.sms.fetch_media:
+        try:
+            rt.queue.enqueue("workers.jobs.media", signal_id, job_id=f"media-{signal_id}", unique=True,
+                             job_timeout=rt.policy.timeout, failure_ttl=rt.policy.failure_ttl)
+        except (DuplicateJobError, RedisError):
+            log.warning("media: fetch for signal %s not enqueued", signal_id)
     if signal.channel == Channel.EMAIL and case is not None:
         if signal.raw.get("message_id"):
             rt.store.email_remember(str(signal.raw["message_id"]), now, signal_id=signal_id, case_id=case.id)
@@ -298,6 +304,13 @@ def publish_outbox(rt: Runtime, max_batches: int = 10) -> int:
 def triage_and_route(signal_id: str) -> str:
     """rq entry point: the bound runtime does the work."""
     return process_signal(context.current(), signal_id)
+
+
+def media(signal_id: str) -> int:
+    """rq entry point: fetch an MMS signal's media (only when sms.fetch_media is on)."""
+    from .media import fetch_media
+
+    return fetch_media(context.current(), signal_id)
 
 
 def retriage(signal_id: str) -> str:

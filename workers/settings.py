@@ -143,6 +143,8 @@ class SmsSettings(_Frozen):
     from_number: str = Field("233733", min_length=3, max_length=20)
     conversation_timeout_minutes: float = Field(240, gt=0, le=43_200)
     debounce_seconds: int = Field(15, ge=0, le=600)
+    fetch_media: bool = False
+    max_media_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     safe_word: str | None = None
     hours: SmsHours = SmsHours()
     replies: dict[str, SmsReplies] = {}
