@@ -207,8 +207,8 @@ def test_english_reply_keeps_only_the_new_words(detector):
     assert "call 911" in p.full_text and "Volunteer, Example Community Garden" in p.full_text
     assert p.signal.raw["full_text"] == p.full_text
     assert (p.message_id, p.in_reply_to, p.references) == (
-        "reply-en-0001@mail.example.org", "ack-0001@hotline.example.org",
-        ("first-0001@mail.example.org", "ack-0001@hotline.example.org"))
+        "reply-en-0001@example.org", "ack-0001@example.org",
+        ("first-0001@example.org", "ack-0001@example.org"))
     assert p.subject == "Re: Your message to the hotline [HT-7K3M-9QXD-4]" and p.signal.language == "en"
 
 
@@ -317,7 +317,7 @@ def test_loop_guard_fixtures(name, reason, detector):
 
 def test_a_bounce_records_its_report_and_returned_message(detector):
     p = parse(fixture("bounce.eml"), detector)
-    assert p.sender == "mailer-daemon@mail.example.com"
+    assert p.sender == "mailer-daemon@example.com"
     assert [a.content_type for a in p.attachments] == ["message/delivery-status", "message/rfc822"]
     assert "could not be delivered" in p.text_for_triage
 
@@ -604,12 +604,12 @@ def test_cli_json_shape():
     out = json.loads(result.stdout)
     assert set(out) == {"signal", "email"}
     signal = out["signal"]
-    assert signal["channel"] == "email" and signal["external_id"] == "reply-en-0001@mail.example.org"
+    assert signal["channel"] == "email" and signal["external_id"] == "reply-en-0001@example.org"
     assert signal["sender"] == "quill.ambers@example.org" and signal["language"] == "en"
     assert set(signal["raw"]) == RAW_KEYS and "passport" in signal["text"]
     assert out["email"] == {
-        "message_id": "reply-en-0001@mail.example.org", "in_reply_to": "ack-0001@hotline.example.org",
-        "references": ["first-0001@mail.example.org", "ack-0001@hotline.example.org"],
+        "message_id": "reply-en-0001@example.org", "in_reply_to": "ack-0001@example.org",
+        "references": ["first-0001@example.org", "ack-0001@example.org"],
         "auto_submitted": False, "loop_reason": None, "content_hash": out["email"]["content_hash"],
         "attachments_omitted": 0, "defects": []}
     assert len(out["email"]["content_hash"]) == 64

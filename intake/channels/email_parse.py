@@ -9,10 +9,12 @@ MIME wrong. So this module degrades instead of failing:
     any charset), because the stdlib's structured header parsing raises on some malformed input;
   * a body part's declared charset is tried first, then UTF-8, then cp1252, then latin-1 (which
     cannot fail), so a wrong or missing charset costs accents, never the message;
-  * if the stdlib parser itself raises on a message under `policy.default`, the message is
-    parsed again with the lenient `policy.compat32`.
-Only input that is not an email at all (empty, no headers, binary junk) or is over the size
-limit raises `EmailError`, whose text is safe to show: it never quotes the message.
+  * if the stdlib parser itself raises on a message under `policy.default` (it does, on some
+    malformed Content-Type parameters), the message is parsed again with the lenient
+    `policy.compat32`, and the fallback is named in `ParsedEmail.defects`;
+  * hostile shapes cost bounded time: MIME nesting, part count, HTML size and text size are capped.
+Only input that is not an email at all (empty, no headers, binary junk, an Outlook .msg) or is
+over the size limit raises `EmailError`, whose text is safe to show: it never quotes the message.
 
 Quoted replies and signatures are stripped for triage (`strip_quoted`): a reply usually quotes
 the hotline's own acknowledgement or the contact's earlier message, and triaging that again
@@ -27,6 +29,7 @@ import hashlib
 import html
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email import policy
@@ -36,7 +39,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from bs4 import BeautifulSoup
-from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+from bs4.element import Comment, Declaration, Doctype, NavigableString, PageElement, ProcessingInstruction, Tag
 
 from ..normalize import LanguageDetector, clean_text
 from ..signal import Channel, Signal
@@ -56,12 +59,14 @@ __all__ = [
 ]
 
 MAX_TEXT_CHARS = 100_000
+MAX_HTML_CHARS = 1_000_000  # html.parser reads ~1 MB/s; bigger HTML is a newsletter, and the text is capped anyway
 MAX_SUBJECT_CHARS = 1_000
 MAX_REFERENCES = 50  # the newest ones (References lists grow at the end)
 MAX_EXTERNAL_ID = 255
 _MAX_DEPTH = 25  # MIME nesting; real mail rarely goes past 5
 _MAX_PARTS = 1_000  # leaf parts looked at, whatever the attachment limit
 _MAX_DEFECTS = 20
+_MAX_BOUNDARY_LINES = 5_000
 
 # Headers one of which any real email carries; a blob with none of them is not an email.
 _EMAIL_HEADERS = frozenset({
@@ -122,9 +127,11 @@ class ParsedEmail:
     """One parsed email and the Signal it becomes.
 
     `signal.text` is `text_for_triage` (the new words, quotes and signatures stripped), because
-    the triage engine reads `Signal.text`; the whole body is kept in `signal.raw["full_text"]`
-    and here as `full_text`. Everything here is contact data: never log it (the threading ids,
-    `auto_submitted` and `loop_reason` excepted).
+    the triage engine reads `Signal.text` and a Signal has one text; the whole body is kept in
+    `signal.raw["full_text"]` and here as `full_text`. `text_for_triage` is the full text when
+    stripping would leave nothing (a bare forward or quote still has to be read) and for
+    forwarded messages (there the quoted part is the tip). Everything here is contact data:
+    never log it (`auto_submitted`, `loop_reason` and `defects` excepted).
     """
 
     signal: Signal
@@ -206,32 +213,48 @@ def decode_header_text(raw: str | None) -> str:
 def html_to_text(markup: str) -> str:
     """HTML -> plain text for reading and triage. Script, style and other non-content elements are
     dropped with their contents; blockquotes become "> " lines so `strip_quoted` treats them as
-    quotes. Uses BeautifulSoup's pure-Python html.parser: nothing is fetched or executed."""
+    quotes. Uses BeautifulSoup's pure-Python html.parser: nothing is fetched or executed. The tree
+    is walked once, without recursion or edits, so hostile nesting costs linear time."""
     if "<" not in markup:
         return _tidy(" ".join(html.unescape(markup).split()))
-    # A leading XML declaration makes bs4 warn (on stderr); it carries no text.
-    markup = _XML_DECL.sub("", markup)
-    soup = BeautifulSoup(markup, "html.parser")
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    for node in soup.find_all(string=lambda s: isinstance(s, (Comment, Declaration, Doctype, ProcessingInstruction))):
-        node.extract()
-    for node in soup.find_all(string=True):
-        if node.find_parent("pre") is None:
-            collapsed = _WHITESPACE.sub(" ", str(node))
-            if collapsed != node:
-                node.replace_with(collapsed)
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    for cell in soup.find_all(["td", "th"]):
-        cell.insert_after(" ")
-    for quote in reversed(soup.find_all("blockquote")):  # innermost first: nested quotes get "> > "
-        inner = _tidy(quote.get_text())
-        quote.replace_with("\n" + "\n".join(f"> {line}" if line else ">" for line in inner.split("\n")) + "\n")
-    return _tidy(_SPACES.sub(" ", soup.get_text()))
+    # An XML declaration makes bs4 warn on stderr; it carries no text.
+    soup = BeautifulSoup(_XML_DECL.sub("", markup[:MAX_HTML_CHARS]), "html.parser")
+    buffers: list[list[str]] = [[]]
+    pre = 0
+    stack: list[tuple[Tag, Iterator[PageElement]]] = [(soup, iter(soup.contents))]
+    while stack:
+        tag, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            name = tag.name
+            if name == "pre":
+                pre -= 1
+            elif name == "blockquote" and len(buffers) > 1:
+                inner = _tidy(_SPACES.sub(" ", "".join(buffers.pop())))
+                buffers[-1].append("\n" + "\n".join(f"> {ln}" if ln else ">" for ln in inner.split("\n")) + "\n")
+            if name in _BLOCK_TAGS:
+                buffers[-1].append("\n")
+            elif name in ("td", "th"):
+                buffers[-1].append(" ")
+            continue
+        if isinstance(child, NavigableString):
+            if not isinstance(child, Comment | Declaration | Doctype | ProcessingInstruction):
+                buffers[-1].append(str(child) if pre else _WHITESPACE.sub(" ", str(child)))
+            continue
+        if not isinstance(child, Tag) or child.name in _DROP_TAGS:
+            continue
+        if child.name == "br":
+            buffers[-1].append("\n")
+            continue
+        if child.name in _BLOCK_TAGS:
+            buffers[-1].append("\n")
+        if child.name == "pre":
+            pre += 1
+        elif child.name == "blockquote":
+            buffers.append([])
+        stack.append((child, iter(child.contents)))
+    return _tidy(_SPACES.sub(" ", "".join(buffers[0])))
 
 
 def is_forward(subject: str | None, text: str) -> bool:
@@ -247,7 +270,7 @@ def strip_quoted(text: str) -> str:
     Outlook "-----Original Message-----" and "From:/Sent:" blocks, and signatures ("-- ",
     "Sent from my iPhone", "Enviado desde mi ..."). Line by line with anchored patterns: linear
     time on any input."""
-    lines = text.split("\n")
+    lines = text.replace("\r\n", "\n").split("\n")
     out: list[str] = []
     i, n = 0, len(lines)
     while i < n:
@@ -280,7 +303,14 @@ def strip_quoted(text: str) -> str:
 
 def parse_email(raw: bytes, received_at: datetime, detector: LanguageDetector, limits: EmailLimits) -> ParsedEmail:
     """Raw RFC 5322 bytes -> ParsedEmail (with its Signal). Raises EmailError for unusable input:
-    empty, over `limits.max_bytes`, or not an email at all."""
+    empty, over `limits.max_bytes`, or not an email at all.
+
+    The Signal: channel email; external_id the Message-ID (without <>; a SHA-256 of it when longer
+    than 255), or "sha256:" + `content_hash` when there is none; sender the From addr-spec,
+    lower-cased; subject; text = `text_for_triage` (see ParsedEmail), the full text in
+    raw["full_text"]; language detected on subject + text; flags "auto_submitted" (a robot: never
+    answer it) and "has_attachments".
+    """
     if not isinstance(raw, bytes | bytearray):
         raise EmailError("not an email: expected raw bytes")
     raw = bytes(raw)
@@ -293,20 +323,28 @@ def parse_email(raw: bytes, received_at: datetime, detector: LanguageDetector, l
     if b"\x00" in raw[:_header_block_end(raw)]:
         raise EmailError("not an email: binary data in the header block")
 
-    try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
-        extracted = _extract(msg, limits)
-    except EmailError:
-        raise
-    except Exception:  # the stdlib's structured header parser has crashes on malformed input
+    # policy.default parses every part's headers as it goes (~0.1 ms each): a message of 100,000
+    # empty parts would cost a worker half a minute. Past that many boundary-like lines, and when
+    # the stdlib's structured header parser crashes (it has bugs on malformed input), the message
+    # is read with the lenient, fast compat32 policy instead.
+    extracted: _Extracted | None = None
+    if raw.count(b"\n--") <= _MAX_BOUNDARY_LINES:
         try:
-            msg = BytesParser(policy=policy.compat32).parsebytes(raw)
-            extracted = _extract(msg, limits)
-            extracted = replace(extracted, defects=tuple(sorted({*extracted.defects, "StdlibHeaderParserError"})))
+            extracted = _extract(BytesParser(policy=policy.default).parsebytes(raw), limits)
+        except EmailError:
+            raise
+        except Exception:  # degrade to compat32, below
+            fallback = "StdlibHeaderParserError"
+    else:
+        fallback = "TooManyParts"
+    if extracted is None:
+        try:
+            extracted = _extract(BytesParser(policy=policy.compat32).parsebytes(raw), limits)
         except EmailError:
             raise
         except Exception as exc:  # compat32 failed too: nothing more to try
             raise EmailError("malformed message: the MIME structure could not be read") from exc
+        extracted = replace(extracted, defects=tuple(sorted({*extracted.defects, fallback}))[:_MAX_DEFECTS])
     return _build(extracted, raw, received_at, detector)
 
 
@@ -849,12 +887,12 @@ _XML_DECL = re.compile(r"<\?xml[^>]{0,500}>", re.I)
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,75})\?([qQbB])\?([^?\s]{0,2000})\?=")
 _ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"\\]{1,64}@[^\s@<>()\[\],;:\"\\]{1,253}")
 _BARE_LOCAL = re.compile(r"[a-z0-9._+-]{1,64}")
-_DROP_TAGS = ["script", "style", "head", "title", "noscript", "template", "svg", "math", "iframe", "object",
-              "embed", "applet", "frame", "frameset", "canvas", "audio", "video", "map", "select", "button"]
-_BLOCK_TAGS = ["address", "article", "aside", "blockquote", "center", "dd", "details", "dialog", "dir", "div",
+_DROP_TAGS = frozenset(["script", "style", "head", "title", "noscript", "template", "svg", "math", "iframe", "object",
+              "embed", "applet", "frame", "frameset", "canvas", "audio", "video", "map", "select", "button"])
+_BLOCK_TAGS = frozenset(["address", "article", "aside", "blockquote", "center", "dd", "details", "dialog", "dir", "div",
                "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
                "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
-               "tr", "ul", "caption"]
+               "tr", "ul", "caption"])
 
 _REPLY_HEADER_START = re.compile(r"\s*(?:on|el|le|em|am)\s", re.I)
 _REPLY_HEADER_END = re.compile(r"(?:wrote|escribió|escribio|a écrit|a ecrit|escreveu|schrieb)\s*:\s*$", re.I)
