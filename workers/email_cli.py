@@ -133,8 +133,9 @@ def email() -> None:
     pass
 
 
-@email.command("parse", help="Show the Signal a raw RFC 5322 email (FILE.eml, or - for stdin) becomes. "
-                             "Nothing is stored or sent.")
+@email.command("parse", short_help="Show the Signal a raw email becomes.",
+               help="Show the Signal a raw RFC 5322 email (FILE.eml, or - for stdin) becomes. "
+                    "Nothing is stored or sent.")
 @click.argument("file", metavar="FILE.eml")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {signal: …, email: {message_id, …}}.")
 @_guarded
