@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from urllib.parse import urlencode
 
 import click
 
+from .cli_guard import guard
 from .settings import ConfigError, Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,28 +33,9 @@ class BadInput(click.ClickException):
 
 def guarded(fn: F) -> F:
     """Turn known problems into one clear line and exit code; never print a traceback."""
+    from triage.engine import RuleError
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from triage.engine import RuleError
-
-        try:
-            return fn(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
-            raise
-        except (ConfigError, RuleError) as exc:
-            click.echo(f"hotline: configuration error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            sys.exit(130)
-        except Exception as exc:
-            if os.environ.get("HOTLINE_DEBUG"):
-                raise
-            click.echo(f"hotline: internal error ({exc.__class__.__name__}); "
-                       "set HOTLINE_DEBUG=1 to see details", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+    return guard(ConfigError, RuleError, label="configuration error: ")(fn)
 
 
 def _settings(ctx: click.Context) -> Settings:

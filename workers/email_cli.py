@@ -8,9 +8,7 @@ tricky one before it arrives. Attach with `cli.add_command(email)`. Exit codes a
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +20,8 @@ import click
 from intake.channels.email_parse import EmailError, EmailLimits, ParsedEmail, content_hash, parse_email
 from intake.normalize import LanguageDetector
 
+from .cli_guard import guard
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -29,29 +29,7 @@ class _BadInput(Exception):
     """A problem with what the user gave us; its text is the one line we print."""
 
 
-def _guarded(fn: F) -> F:
-    """Bad input -> one line on stderr and exit 2; anything else -> one line and exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        name = click.get_current_context().command_path
-        try:
-            return fn(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
-            raise
-        except (_BadInput, EmailError) as exc:
-            click.echo(f"{name}: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            sys.exit(130)
-        except Exception as exc:
-            if os.environ.get("HOTLINE_DEBUG"):
-                raise
-            click.echo(f"{name}: internal error ({exc.__class__.__name__}); set HOTLINE_DEBUG=1 to see details",
-                       err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+_guarded = guard(_BadInput, EmailError)
 
 
 def read_message(file: str, limits: EmailLimits) -> bytes:

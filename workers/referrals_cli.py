@@ -6,10 +6,7 @@ nothing matches), 2 bad input, 1 internal failure; never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,30 +27,12 @@ from routing.directory import (
 )
 from routing.geo import Geocoder, GeoError, Place
 
+from .cli_guard import guard
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _bad_input(fn: F) -> F:
-    """Known problems -> one line on stderr and exit 2; anything else -> one line and exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        name = click.get_current_context().command_path
-        try:
-            return fn(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
-            raise
-        except (GeoError, SearchError, DirectoryError) as exc:
-            click.echo(f"{name}: {exc}", err=True)
-            sys.exit(2)
-        except Exception as exc:
-            if os.environ.get("HOTLINE_DEBUG"):
-                raise
-            click.echo(f"{name}: internal error ({exc.__class__.__name__}); set HOTLINE_DEBUG=1 to see details",
-                       err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+_bad_input = guard(GeoError, SearchError, DirectoryError)
 
 
 def _load(data: str | None) -> Directory:
