@@ -1,6 +1,6 @@
 """Case numbers a contact can read out on the phone.
 
-Format HT-XXXX-XXXX-C: 8 random Crockford base-32 symbols (no I, L, O, U: nothing to confuse
+Format like HT-7K3M-9QXD-4: 8 random Crockford base-32 symbols (no I, L, O, U: nothing to confuse
 with 1 or 0) plus a Luhn mod-32 check symbol that catches any single mistyped symbol and most swapped
 neighbours.
 Random, not sequential: a case number reveals neither volume nor order.
