@@ -464,4 +464,4 @@ def classify_conversation(texts: Sequence[str], language: str, ruleset: Ruleset,
             "explanation": previous.explanation + "; kept as crisis: later messages never lower a crisis",
             "matched": tuple(dict.fromkeys(previous.matched + joined.matched)),
         })
-    return more_severe(joined, previous) if previous.severity() > joined.severity() else joined
+    return more_severe(joined, previous)

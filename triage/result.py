@@ -59,5 +59,9 @@ class TriageResult(BaseModel):
     ruleset: str
 
     def severity(self) -> tuple[int, int]:
-        """Higher is more severe: urgency first, then the category's place in the order."""
-        return (URGENCY_RANK[self.urgency], len(CATEGORY_SEVERITY) - CATEGORY_SEVERITY.index(self.category))
+        return severity(self.category, self.urgency)
+
+
+def severity(category: str, urgency: str) -> tuple[int, int]:
+    """Higher is more severe: urgency first, then the category's place in the order."""
+    return (URGENCY_RANK[urgency], len(CATEGORY_SEVERITY) - CATEGORY_SEVERITY.index(category))  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from routing.events import routing_key
 from routing.protocols import plan_steps, resolve_state
 from routing.router import Route, route
 from triage.engine import analysed_text, classify, classify_conversation
-from triage.result import CATEGORY_SEVERITY, URGENCY_RANK, TriageResult
+from triage.result import TriageResult, severity
 
 from . import context
 from .runtime import Runtime
@@ -29,13 +29,9 @@ OUTBOX_LOCK = "hotline:outbox:lock"
 SLA_JOB = "workers.jobs.sla_check"
 
 
-def _severity(category: str, urgency: str) -> tuple[int, int]:
-    return (URGENCY_RANK[urgency], len(CATEGORY_SEVERITY) - CATEGORY_SEVERITY.index(category))  # type: ignore[arg-type]
-
-
 def plan_case_link(case: CaseRow, result: TriageResult, r: Route) -> CaseLink:
     """Join `case`; raise it to this result's category/urgency if that is more severe. Pure."""
-    if _severity(result.category, result.urgency) > _severity(case.category, case.urgency):
+    if result.severity() > severity(case.category, case.urgency):
         return CaseLink(case.id, case.number, escalate={
             "category": result.category, "urgency": result.urgency, "queue": r.queue,
             "deadline": min(case.deadline, r.deadline), "sla_clock": r.sla_clock,
