@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -21,8 +20,6 @@ from intake.channels.email_parse import EmailError, EmailLimits, ParsedEmail, co
 from intake.normalize import LanguageDetector
 
 from .cli_guard import guard
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _BadInput(Exception):

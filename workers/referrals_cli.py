@@ -7,9 +7,7 @@ nothing matches), 2 bad input, 1 internal failure; never a traceback.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
@@ -28,9 +26,6 @@ from routing.directory import (
 from routing.geo import Geocoder, GeoError, Place
 
 from .cli_guard import guard
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 _bad_input = guard(GeoError, SearchError, DirectoryError)
 
