@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +111,8 @@ def embedded_backend(tmp_path: Path) -> Iterator[Backend]:
         emb.stop()
 
 
-def make_settings(tmp_path: Path, backend: Backend | None = None, **env_extra: str) -> Settings:
+def settings_env(tmp_path: Path, backend: Backend | None = None, **env_extra: str) -> dict[str, str]:
+    """The environment a test's settings (and any worker it starts) are built from."""
     env = {
         "HOTLINE_VAR_DIR": str(tmp_path / "var"),
         "HOTLINE_SECRET_KEY": TEST_SECRET,
@@ -118,7 +122,31 @@ def make_settings(tmp_path: Path, backend: Backend | None = None, **env_extra: s
         env["HOTLINE_DATABASE_URL"] = backend.database_url
         env["HOTLINE_REDIS_URL"] = backend.redis_url
     env.update(env_extra)
-    return load_settings(CONFIG, env=env)
+    return env
+
+
+def make_settings(tmp_path: Path, backend: Backend | None = None, config: Path = CONFIG,
+                  **env_extra: str) -> Settings:
+    return load_settings(config, env=settings_env(tmp_path, backend, **env_extra))
+
+
+def start_worker(env: dict[str, str], config: Path) -> subprocess.Popen[bytes]:
+    """`hotline worker` in its own process group (so a test can SIGKILL all of it)."""
+    return subprocess.Popen([sys.executable, "-m", "workers.cli", "--config", str(config), "worker"],
+                            env={**os.environ, **env}, cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_worker(proc: subprocess.Popen[bytes] | None) -> None:
+    """Warm shutdown (SIGTERM), then SIGKILL if it does not stop within 15 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 @pytest.fixture

@@ -13,13 +13,12 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from conftest import CONFIG, TEST_SECRET, TEST_TOKEN, drain
+from conftest import CONFIG, drain, make_settings
 from imapclient import IMAPClient
 
 from intake.channels.email import poll_once
 from intake.channels.email_parse import EmailLimits
 from workers.runtime import build_runtime
-from workers.settings import load_settings
 from workers.web import create_app
 
 SECRET = "inbound-secret-for-tests-0123456789"
@@ -41,10 +40,7 @@ def mail(tmp_path, backend):
     config.write_text(CONFIG.read_text().replace("  ack:\n    # Send one acknowledgement per new email thread "
                                                  "(never to auto-submitted mail).\n    enabled: false",
                                                  "  ack:\n    enabled: true"))
-    env = {"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SECRET_KEY": TEST_SECRET,
-           "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN, "HOTLINE_DATABASE_URL": backend.database_url,
-           "HOTLINE_REDIS_URL": backend.redis_url, "HOTLINE_EMAIL_INBOUND_SECRET": SECRET}
-    settings = load_settings(config, env=env)
+    settings = make_settings(tmp_path, backend, config=config, HOTLINE_EMAIL_INBOUND_SECRET=SECRET)
     assert settings.email.ack.enabled
     rt = build_runtime(settings)
     yield create_app(settings, rt).test_client(), rt

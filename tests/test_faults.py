@@ -5,13 +5,20 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG, REPO, TEST_SECRET, TEST_TOKEN, drain, make_settings, post_signed, sms_params
+from conftest import (
+    CONFIG,
+    drain,
+    make_settings,
+    post_signed,
+    settings_env,
+    sms_params,
+    start_worker,
+    stop_worker,
+)
 from rq.job import Job
 
 from intake.sink import job_id_for, make_queue
@@ -75,25 +82,6 @@ def test_unreachable_redis_server_still_commits_and_answers(tmp_path, backend):
         rt.close()
 
 
-def _worker_env(settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "HOTLINE_CONFIG": str(CONFIG),
-        "HOTLINE_DATABASE_URL": settings.database_url(),
-        "HOTLINE_REDIS_URL": settings.storage.redis_url,
-        "HOTLINE_SECRET_KEY": TEST_SECRET,
-        "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN,
-        "HOTLINE_VAR_DIR": settings.service.var_dir,
-    })
-    return env
-
-
-def _start_worker(env, config_path: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "workers.cli", "--config", str(config_path), "worker"],
-                            env=env, cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def _fast_sweeper_config(tmp_path: Path) -> Path:
     text = CONFIG.read_text()
     text = text.replace("interval_seconds: 5", "interval_seconds: 0.5")
@@ -143,13 +131,13 @@ def test_worker_sigkilled_mid_job_signal_triaged_exactly_once_after_restart(tmp_
     config_path = _fast_sweeper_config(tmp_path)
     rt = build_runtime(settings)
     client = create_app(settings, rt).test_client()
-    env = _worker_env(settings)
+    env = settings_env(tmp_path, backend)
     worker = second = None
     try:
         assert post_signed(client, sms_params("help me please, I am locked in")).status_code == 200
         [row] = rt.store.recent_signals()
         with _DbLock(backend, settings):
-            worker = _start_worker(env, config_path)
+            worker = start_worker(env, config_path)
             job_id = job_id_for(row["id"])
             _wait(lambda: Job.fetch(job_id, connection=rt.redis, serializer=rt.queue.serializer)
                   .get_status().value == "started", 30, "the job to start")
@@ -157,18 +145,13 @@ def test_worker_sigkilled_mid_job_signal_triaged_exactly_once_after_restart(tmp_
             worker.wait(10)
         assert rt.store.counts()["triaged"] == 0
 
-        second = _start_worker(env, config_path)
+        second = start_worker(env, config_path)
         _wait(lambda: rt.store.counts()["triaged"] == 1, 60, "the restarted worker to triage the signal")
         time.sleep(1.5)  # a few more sweeps: nothing must run twice
         _exactly_once(rt, 1)
     finally:
-        for p in (worker, second):
-            if p and p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
+        stop_worker(worker)
+        stop_worker(second)
         rt.close()
 
 
@@ -177,14 +160,10 @@ def test_a_job_that_keeps_failing_lands_in_the_failed_registry_with_its_tracebac
 
     from intake.crypto import FieldCipher
     from intake.store import Store
-    from workers.settings import load_settings
 
     config = tmp_path / "no-retry.yaml"
     config.write_text(CONFIG.read_text().replace("retry_intervals: [2, 10, 60, 300]", "retry_intervals: []"))
-    settings = load_settings(config, env={
-        "HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SECRET_KEY": TEST_SECRET,
-        "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN, "HOTLINE_DATABASE_URL": embedded_backend.database_url,
-        "HOTLINE_REDIS_URL": embedded_backend.redis_url})
+    settings = make_settings(tmp_path, embedded_backend, config=config)
     assert settings.queue.retry_intervals == ()
     rt = build_runtime(settings)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,13 +14,14 @@ import pytest
 from conftest import (
     CONFIG,
     REPO,
-    TEST_SECRET,
-    TEST_TOKEN,
     _need_servers,
     drain,
     make_settings,
     post_signed,
+    settings_env,
     sms_params,
+    start_worker,
+    stop_worker,
 )
 from kombu import Connection, Exchange, Queue
 
@@ -211,15 +211,10 @@ def _fast_escalation_config(tmp_path):
 
 def test_unacknowledged_crisis_pages_on_call_and_acknowledged_one_does_not(tmp_path, backend):
     config = _fast_escalation_config(tmp_path)
-    env_vars = {"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SECRET_KEY": TEST_SECRET,
-                "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN, "HOTLINE_DATABASE_URL": backend.database_url,
-                "HOTLINE_REDIS_URL": backend.redis_url}
-    settings = load_settings(config, env=env_vars)
+    settings = make_settings(tmp_path, backend, config=config)
     rt = build_runtime(settings)
     client = create_app(settings, rt).test_client()
-    worker = subprocess.Popen([sys.executable, "-m", "workers.cli", "--config", str(config), "worker"],
-                              env={**os.environ, **env_vars}, cwd=REPO, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = start_worker(settings_env(tmp_path, backend), config)
     try:
         post_signed(client, sms_params("help me, he has a gun", from_="+15555550171"))
         post_signed(client, sms_params("please help me I am locked in", from_="+15555550172"))
@@ -251,11 +246,7 @@ def test_unacknowledged_crisis_pages_on_call_and_acknowledged_one_does_not(tmp_p
         assert all(any(n["dedupe_key"].split(":")[1] == "crisis" for n in rt.store.notifications_for(c.id))
                    for c in (first, second))
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        stop_worker(worker)
         rt.close()
 
 

@@ -13,12 +13,11 @@ from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import CONFIG, TEST_SECRET, TEST_TOKEN, drain, post_signed, sms_params
+from conftest import CONFIG, drain, make_settings, post_signed, sms_params
 
 from intake.channels.textline import Hours, choose_reply, is_staffed, keyword, parse_window
 from workers.replies import ReplyRefused, send_sms_reply
 from workers.runtime import build_runtime
-from workers.settings import load_settings
 from workers.web import create_app
 
 NY = ZoneInfo("America/New_York")
@@ -103,10 +102,7 @@ def closed_line(tmp_path, backend):
     text = text.replace("  safe_word: null", "  safe_word: \"bluebird\"")
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    env = {"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SECRET_KEY": TEST_SECRET,
-           "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN, "HOTLINE_DATABASE_URL": backend.database_url,
-           "HOTLINE_REDIS_URL": backend.redis_url}
-    settings = load_settings(path, env=env)
+    settings = make_settings(tmp_path, backend, config=path)
     rt = build_runtime(settings)
     yield create_app(settings, rt).test_client(), rt
     rt.close()
@@ -218,11 +214,8 @@ def twilio_api():
 @pytest.fixture
 def live(tmp_path, backend, twilio_api):
     url, fake = twilio_api
-    env = {"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SECRET_KEY": TEST_SECRET,
-           "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN, "HOTLINE_DATABASE_URL": backend.database_url,
-           "HOTLINE_REDIS_URL": backend.redis_url, "HOTLINE_TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
-           "HOTLINE_TWILIO_API_BASE_URL": url, "HOTLINE_PUBLIC_BASE_URL": "https://hotline.example.org"}
-    settings = load_settings(CONFIG, env=env)
+    settings = make_settings(tmp_path, backend, HOTLINE_TWILIO_ACCOUNT_SID="AC" + "1" * 32,
+                             HOTLINE_TWILIO_API_BASE_URL=url, HOTLINE_PUBLIC_BASE_URL="https://hotline.example.org")
     rt = build_runtime(settings)
     yield create_app(settings, rt).test_client(), rt, fake
     rt.close()
@@ -328,10 +321,7 @@ def test_mms_media_fetch_is_size_limited_hashed_and_authenticated(tmp_path, back
                                       "  fetch_media: true\n  max_media_bytes: 20000")
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    env = {"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SECRET_KEY": TEST_SECRET,
-           "HOTLINE_TWILIO_AUTH_TOKEN": TEST_TOKEN, "HOTLINE_DATABASE_URL": backend.database_url,
-           "HOTLINE_REDIS_URL": backend.redis_url, "HOTLINE_TWILIO_ACCOUNT_SID": "AC" + "2" * 32}
-    settings = load_settings(path, env=env)
+    settings = make_settings(tmp_path, backend, config=path, HOTLINE_TWILIO_ACCOUNT_SID="AC" + "2" * 32)
     assert settings.sms.fetch_media
     rt = build_runtime(settings)
     try:
