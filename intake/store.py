@@ -63,7 +63,16 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-metadata = MetaData()
+# Named constraints, so that a migration can drop or alter one by name on every database
+# (PostgreSQL and SQLite would otherwise each invent their own names, or none).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 signals = Table(
     "signals",
@@ -396,9 +405,6 @@ class Store:
     def __init__(self, engine: Engine, cipher: FieldCipher) -> None:
         self.engine = engine
         self.cipher = cipher
-
-    def create_schema(self) -> None:
-        metadata.create_all(self.engine, checkfirst=True)
 
     @contextmanager
     def begin(self) -> Iterator[Any]:

@@ -76,12 +76,13 @@ class Backend:
 
 
 def _reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine
-
-    from intake.store import metadata
+    """An empty database: every table (whoever's MetaData made it) and the migration version."""
+    from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
-    metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 
 

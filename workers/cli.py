@@ -207,9 +207,11 @@ def signals(ctx: click.Context, as_json: bool, limit: int) -> None:
     from intake.crypto import FieldCipher
     from intake.store import Store, make_engine
 
+    from .schema import ensure_schema
+
     settings = _settings(ctx)
     store = Store(make_engine(settings.database_url()), FieldCipher(settings.security.secret_key or ""))
-    store.create_schema()
+    ensure_schema(store.engine)
     rows = store.recent_signals(limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -746,6 +748,9 @@ def main() -> None:
 
     email.add_command(email_poll)
     cli.add_command(email)
+    from .db_cli import db
+
+    cli.add_command(db)
     cli(prog_name="hotline")
 
 

@@ -34,3 +34,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     handler.addFilter(RedactingFilter())
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic narrates every connection at INFO; workers.schema logs what a migration did.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))

@@ -25,6 +25,7 @@ from routing.protocols import ProtocolError, ProtocolTable, load_protocols
 from routing.sla import BusinessCalendar, SlaRule
 from triage.engine import Ruleset, load_ruleset
 
+from .schema import ensure_schema
 from .settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,8 @@ def build_runtime(settings: Settings, create_schema: bool = True) -> Runtime:
         raise ConfigError(f"{settings.source}: security.secret_key: {exc}") from exc
     store = Store(make_engine(settings.database_url()), cipher)
     if create_schema:
-        store.create_schema()
+        # Migrations (or create_all + stamp on an empty database): see workers/schema.py.
+        ensure_schema(store.engine)
     redis = connect_redis(settings)
     policy = job_policy(settings)
     queue = make_queue(redis, policy)
