@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -299,8 +300,9 @@ email_cursor = Table(
     "email_cursor",
     metadata,
     Column("folder", String(255), primary_key=True),
-    Column("uidvalidity", Integer, nullable=False),
-    Column("last_uid", Integer, nullable=False),
+    # IMAP UIDVALIDITY and UIDs are unsigned 32-bit: past PostgreSQL's INTEGER.
+    Column("uidvalidity", BigInteger, nullable=False),
+    Column("last_uid", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 

@@ -75,6 +75,23 @@ def test_upgrading_again_changes_nothing_and_keeps_the_data(engine: Engine) -> N
     assert revision_and_diff(engine) == (head_revision(), [])
 
 
+def test_upgrading_from_the_first_revision_keeps_the_data(engine: Engine) -> None:
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), "0001")
+        conn.execute(text("INSERT INTO email_cursor (folder, uidvalidity, last_uid, updated_at) "
+                          "VALUES ('INBOX', 7, 42, CURRENT_TIMESTAMP)"))
+    state = upgrade(engine)
+    assert (state.before, state.after) == ("0001", head_revision())
+    assert revision_and_diff(engine) == (head_revision(), [])
+    with engine.begin() as conn:
+        assert conn.execute(select(email_cursor.c.last_uid)).scalar_one() == 42
+        # 0002: an IMAP server's UIDVALIDITY is unsigned 32-bit, past PostgreSQL's INTEGER.
+        conn.execute(email_cursor.update().values(uidvalidity=2**32 - 1, last_uid=2**32 - 2))
+        assert conn.execute(select(email_cursor.c.uidvalidity)).scalar_one() == 2**32 - 1
+
+
 def test_hotline_db_upgrade_then_current(tmp_path: Path, backend: Backend) -> None:
     before = hotline(tmp_path, backend, "db", "current", "--check")
     assert before.returncode == 1 and "run `hotline db upgrade`" in before.stdout
