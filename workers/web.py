@@ -16,6 +16,7 @@ from intake.signal import Channel, Signal
 from routing.directory import load_directory
 from triage.engine import classify
 
+from .health import make_blueprint as health_blueprint
 from .referrals_api import make_blueprint as referrals_blueprint
 from .runtime import Runtime, build_runtime, redis_url, with_dev_secrets
 from .settings import Settings, load_settings
@@ -55,6 +56,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
+
+    # /readyz: database, Redis and broker reachable (workers/health.py).
+    app.register_blueprint(health_blueprint(rt))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
