@@ -1009,6 +1009,13 @@ class Store:
             row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
         return CaseRow.from_row(row) if row else None
 
+    def case_signals(self, case_id: str) -> list[StoredSignal]:
+        """Every signal of a case, oldest first (decrypted: for the console's case view)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(signals).where(signals.c.case_id == case_id)
+                                .order_by(signals.c.received_at, signals.c.id)).all()
+        return [StoredSignal(self._to_signal(r), r.status, r.case_id) for r in rows]
+
     def conversation(self, signal: Signal, timeout: timedelta) -> list[StoredSignal]:
         """The whole conversation `signal` belongs to, so far: the same sender on the same channel,
         each message within `timeout` of the one before. Oldest first, `signal` included."""

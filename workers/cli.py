@@ -79,7 +79,13 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
         embedded = EmbeddedRedis(var_dir).start()
         redis_url = embedded.url
     settings = settings.model_copy(update={"storage": settings.storage.model_copy(update={"redis_url": redis_url})})
-    build_runtime(settings).close()  # schema once, before several processes race to create it
+    rt = build_runtime(settings)  # schema once, before several processes race to create it
+    try:
+        from .console_app import ensure_dev_user
+
+        demo = ensure_dev_user(settings, rt)
+    finally:
+        rt.close()
     env = dict(os.environ)
     env.update({
         "HOTLINE_REDIS_URL": redis_url,
@@ -108,6 +114,9 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
         click.echo(f"  SMS webhook:   {base}/twilio/sms")
         click.echo(f"  try:           hotline simulate sms --from +15555550123 \"I need help\" --url {base}")
         click.echo("  then:          hotline signals --json")
+        click.echo(f"  console:       {base}/console/   (statistics: {base}/stats)")
+        if demo:
+            click.echo(f"  console login: {demo[0]} / {demo[1]}   (shown once; hotline users passwd {demo[0]})")
         click.echo("  stop:          Ctrl-C")
         exit_code = 0
         while not stopping:
@@ -751,6 +760,9 @@ def main() -> None:
     from .db_cli import db
 
     cli.add_command(db)
+    from .users_cli import users
+
+    cli.add_command(users)
     cli(prog_name="hotline")
 
 

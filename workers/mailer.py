@@ -47,6 +47,14 @@ def send_ack(rt: Runtime, case: CaseRow, signal: Signal) -> str | None:
     now = datetime.now(UTC)
     outbound_id = rt.store.outbound_create(case.id, "email", signal.sender, msg.get_content(), "auto-ack", now)
     rt.store.email_remember(str(msg["Message-ID"]), now, case_id=case.id)
+    return deliver(rt, msg, outbound_id, what=f"email ack for case {case.number}")
+
+
+def deliver(rt: Runtime, msg: EmailMessage, outbound_id: str, what: str) -> str:
+    """Send through the configured SMTP server, or record it when none is configured; the
+    outbound row gets the outcome (recorded, sent or failed). Returns that status."""
+    cfg = rt.settings.email
+    now = datetime.now(UTC)
     if not cfg.smtp.host:
         rt.store.outbound_sent(outbound_id, "recorded", None, now)
         return "recorded"
@@ -59,7 +67,7 @@ def send_ack(rt: Runtime, case: CaseRow, signal: Signal) -> str | None:
             smtp.send_message(msg)
     except (OSError, smtplib.SMTPException) as exc:
         rt.store.outbound_sent(outbound_id, "failed", None, datetime.now(UTC), error_code=exc.__class__.__name__)
-        log.error("email ack for case %s failed (%s)", case.number, exc.__class__.__name__)
+        log.error("%s failed (%s)", what, exc.__class__.__name__)
         return "failed"
     rt.store.outbound_sent(outbound_id, "sent", str(msg["Message-ID"])[:64], datetime.now(UTC))
     return "sent"

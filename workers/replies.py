@@ -51,3 +51,43 @@ def send_sms_reply(rt: Runtime, case_number: str, text: str, author: str) -> dic
     status = (getattr(msg, "status", None) or "queued").lower()
     rt.store.outbound_sent(outbound_id, status, msg.sid, datetime.now(UTC))
     return {"id": outbound_id, "status": status, "sid": msg.sid}
+
+
+def send_email_reply(rt: Runtime, case_number: str, text: str, author: str) -> dict[str, str | None]:
+    """Reply to the last email of a case's thread: In-Reply-To/References keep the thread, and the
+    case number in the subject brings an answer back to the case."""
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    from .mailer import deliver
+
+    text = (text or "").strip()
+    if not text:
+        raise ReplyRefused("the reply is empty")
+    if len(text) > 20_000:
+        raise ReplyRefused(f"the reply is {len(text)} characters; the limit is 20000")
+    case = rt.store.case_by_number(case_number)
+    if case is None:
+        raise ReplyRefused(f"no case {case_number}")
+    last = next((s.signal for s in reversed(rt.store.case_signals(case.id))
+                 if s.signal.channel.value == "email" and s.signal.sender), None)
+    if last is None:
+        raise ReplyRefused(f"case {case_number} has no email to reply to")
+    sender = rt.settings.email.ack.from_address
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = last.sender
+    subject = (last.subject or "").strip()
+    subject = subject if subject.lower().startswith("re:") else f"Re: {subject}" if subject else "Re: your message"
+    msg["Subject"] = subject if case.number in subject else f"{subject} [{case.number}]"
+    msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1] or "localhost")
+    parent = last.raw.get("message_id")
+    if parent:
+        msg["In-Reply-To"] = f"<{str(parent).strip('<>')}>"
+        msg["References"] = f"<{str(parent).strip('<>')}>"
+    msg.set_content(text)
+    now = datetime.now(UTC)
+    outbound_id = rt.store.outbound_create(case.id, "email", last.sender, text, author, now)
+    rt.store.email_remember(str(msg["Message-ID"]), now, case_id=case.id)
+    status = deliver(rt, msg, outbound_id, what=f"email reply for case {case.number}")
+    return {"id": outbound_id, "status": status, "sid": None}

@@ -42,7 +42,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The one list of modules that define tables (all on intake.store's MetaData). A module that
 # adds tables must be listed here, or neither create_all nor autogenerate will see them;
 # tests/test_migrations.py fails when a module defining tables is missing.
-TABLE_MODULES: tuple[str, ...] = ("intake.store",)
+TABLE_MODULES: tuple[str, ...] = ("intake.store", "console.models")
 # The revision a database made by create_all before migrations existed is taken to be at.
 BASELINE = "0001"
 # pg_advisory_xact_lock key: "hotline schema" (any constant shared by every process).

@@ -253,6 +253,22 @@ class WebformSettings(_Frozen):
         return v
 
 
+class ConsoleSettings(_Frozen):
+    session_minutes: int = Field(480, ge=5, le=1440)
+    idle_minutes: int = Field(30, ge=1, le=1440)
+    secure_cookies: Literal["auto", "always", "never"] = "auto"
+    lockout_attempts: int = Field(5, ge=1, le=100)
+    lockout_minutes: int = Field(15, ge=1, le=1440)
+    refresh_seconds: int = Field(15, ge=2, le=600)
+    amber_fraction: float = Field(0.25, gt=0, lt=1)
+    min_password_length: int = Field(12, ge=8, le=128)
+
+
+class StatsSettings(_Frozen):
+    suppression_threshold: int = Field(10, ge=2, le=1000)
+    public: bool = True
+
+
 class QueueSettings(_Frozen):
     name: str = "hotline-triage"
     worker_class: Literal["simple", "fork"] = "simple"
@@ -408,6 +424,8 @@ class Settings(_Frozen):
     voice: VoiceSettings
     email: EmailSettings = EmailSettings()
     webform: WebformSettings = WebformSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    stats: StatsSettings = StatsSettings()
     queue: QueueSettings = QueueSettings()
     sweeper: SweeperSettings = SweeperSettings()
     triage: TriageSettings = TriageSettings()

@@ -16,7 +16,9 @@ from intake.signal import Channel, Signal
 from routing.directory import load_directory
 from triage.engine import classify
 
+from .console_app import register_console
 from .health import make_blueprint as health_blueprint
+from .metrics import make_blueprint as metrics_blueprint
 from .referrals_api import make_blueprint as referrals_blueprint
 from .runtime import Runtime, build_runtime, redis_url, with_dev_secrets
 from .settings import Settings, load_settings
@@ -53,12 +55,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     # Loaded once, on the first referral search.
     app.register_blueprint(referrals_blueprint(functools.cache(load_directory)))
 
+    register_console(app, settings, rt)
+
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
 
     # /readyz: database, Redis and broker reachable (workers/health.py).
     app.register_blueprint(health_blueprint(rt))
+    # /metrics: Prometheus, read from the database and Redis at scrape time (workers/metrics.py).
+    app.register_blueprint(metrics_blueprint(rt))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -1,0 +1,1 @@
+"""The operator console: advocates' queues and cases, supervisors' dashboard, analysts' statistics."""
