@@ -21,6 +21,7 @@ from triage.engine import analysed_text, classify, classify_conversation
 from triage.result import TriageResult, severity
 
 from . import context
+from .metrics import observe_triage_latency
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,8 @@ def process_signal(rt: Runtime, signal_id: str, now: datetime | None = None) -> 
         return "already"
     log.info("triage: signal %s -> %s/%s queue=%s%s", signal_id, result.category, result.urgency, r.queue,
              " (joined existing case)" if link else "")
+    # Shared by all workers through Redis, so any web process's /metrics shows it (workers/metrics.py).
+    observe_triage_latency(rt.redis, result.urgency, (datetime.now(UTC) - signal.received_at).total_seconds())
     case = rt.store.case_by_number(number)
     if signal.channel == Channel.SMS and signal.raw.get("media") and rt.settings.sms.fetch_media:
         try:
