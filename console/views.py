@@ -20,6 +20,7 @@ from sqlalchemy import select
 from intake.case_numbers import normalize_case_number
 from triage.result import CATEGORIES, URGENCIES
 
+from . import stats as stats_mod
 from .casework import CaseActionError, Casework
 from .models import ROLES, audit_log
 from .permissions import HOME, allowed
@@ -451,8 +452,6 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
     @requires("stats.view")
     def stats() -> str:
         since, until = period()
-        from . import stats as stats_mod
-
         tables = stats_mod.statistics(cw.engine, since, until, cfg.suppression_threshold)
         charts = {d: stats_mod.bar_chart_svg(t, d.replace("_", " ")) for d, t in tables.items()}
         return render_template("console/stats.html", tables=tables, charts=charts, since=since, until=until,
@@ -462,8 +461,6 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
     @requires("stats.view")
     def stats_csv() -> Response:
         since, until = period()
-        from . import stats as stats_mod
-
         tables = stats_mod.statistics(cw.engine, since, until, cfg.suppression_threshold)
         with cw.engine.begin() as conn:
             deps.users.audit(conn, deps.now(), actor(), "stats_exported",
@@ -508,21 +505,45 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
     return bp
 
 
+def completed_periods(today: date, months: int = 24) -> list[str]:
+    """The periods the public page offers: whole calendar months and years that have ended
+    (newest first). Only fixed, finished periods: two overlapping or growing ones could be
+    subtracted from each other to reveal a suppressed count."""
+    out: list[str] = []
+    y, m = today.year, today.month
+    for _ in range(months):
+        m -= 1
+        if m == 0:
+            y, m = y - 1, 12
+        out.append(f"{y:04d}-{m:02d}")
+    years = sorted({int(p[:4]) for p in out if int(p[:4]) < today.year}, reverse=True)
+    return out + [str(yr) for yr in years]
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    """'2026' -> the year; '2026-11' -> the month (first and last day, inclusive)."""
+    if len(period) == 4:
+        y = int(period)
+        return date(y, 1, 1), date(y, 12, 31)
+    y, m = int(period[:4]), int(period[5:7])
+    nxt = date(y + (m == 12), m % 12 + 1, 1)
+    return date(y, m, 1), nxt - timedelta(days=1)
+
+
 def make_public_stats_blueprint(deps: ConsoleDeps) -> Blueprint:
-    """/stats and /stats.csv for the public: the same suppressed aggregates, no login."""
+    """/stats and /stats.csv for the public: the same suppressed aggregates, no login, and only
+    for completed calendar months and years (never a free date range)."""
     cfg = deps.config
     bp = Blueprint("public_stats", __name__, template_folder="templates", static_folder="static",
                    static_url_path="/stats/static")
 
-    def period() -> tuple[date | None, date | None] | Response:
-        out = []
-        for name in ("since", "until"):
-            raw = request.args.get(name, "").strip()
-            try:
-                out.append(date.fromisoformat(raw) if raw else None)
-            except ValueError:
-                return Response(f"{name}: use a date like 2026-01-31\n", status=400, mimetype="text/plain")
-        return out[0], out[1]
+    def chosen() -> str | Response:
+        periods = completed_periods(deps.now().date())
+        raw = request.args.get("period", "").strip() or periods[0]
+        if raw not in periods:
+            return Response(f"period: choose a completed month (YYYY-MM) or year (YYYY) from the last two years, "
+                            f"like {periods[0]}\n", status=400, mimetype="text/plain")
+        return raw
 
     @bp.after_request
     def headers(resp: Response) -> Response:
@@ -532,28 +553,27 @@ def make_public_stats_blueprint(deps: ConsoleDeps) -> Blueprint:
 
     @bp.get("/stats")
     def public_stats() -> Response:
-        p = period()
-        if isinstance(p, Response):
-            return p
-        from . import stats as stats_mod
-
-        tables = stats_mod.statistics(deps.casework.engine, p[0], p[1], cfg.suppression_threshold)
+        period = chosen()
+        if isinstance(period, Response):
+            return period
+        since, until = period_bounds(period)
+        tables = stats_mod.statistics(deps.casework.engine, since, until, cfg.suppression_threshold)
         charts = {d: stats_mod.bar_chart_svg(t, d.replace("_", " ")) for d, t in tables.items()}
-        return Response(render_template("console/stats.html", tables=tables, charts=charts, since=p[0], until=p[1],
-                                        threshold=cfg.suppression_threshold, public=True, current_user=None,
-                                        can=lambda _p: False, teams={}, service_name=cfg.service_name,
-                                        csrf_token=lambda: ""))
+        return Response(render_template(
+            "console/stats.html", tables=tables, charts=charts, since=since, until=until, period=period,
+            periods=completed_periods(deps.now().date()), threshold=cfg.suppression_threshold, public=True,
+            current_user=None, can=lambda _p: False, teams={}, service_name=cfg.service_name,
+            csrf_token=lambda: ""))
 
     @bp.get("/stats.csv")
     def public_stats_csv() -> Response:
-        p = period()
-        if isinstance(p, Response):
-            return p
-        from . import stats as stats_mod
-
-        tables = stats_mod.statistics(deps.casework.engine, p[0], p[1], cfg.suppression_threshold)
+        period = chosen()
+        if isinstance(period, Response):
+            return period
+        since, until = period_bounds(period)
+        tables = stats_mod.statistics(deps.casework.engine, since, until, cfg.suppression_threshold)
         return Response(stats_mod.to_csv(tables), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=hotline-statistics.csv"})
+                        headers={"Content-Disposition": f"attachment; filename=hotline-statistics-{period}.csv"})
 
     return bp
 
