@@ -69,6 +69,8 @@ class ConsoleDeps:
     queues: Sequence[Any]
     # reply(case_number, channel, text, author) -> {"status": ...}; raises ValueError with a reason.
     reply: Callable[[str, str, str, str], dict[str, Any]]
+    # replan(case_number, actor): protocol steps and SLA checks for a re-classified case.
+    replan: Callable[[str, str], list[str]] = lambda _number, _actor: []
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -324,6 +326,7 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
         def do(n: str) -> str:
             cw.reclassify(n, request.form.get("category", ""), request.form.get("urgency", ""),
                           request.form.get("reason", ""), actor(), deps.now())
+            deps.replan(n, actor())
             return "reclassified"
         return act(number, do)
 

@@ -619,6 +619,30 @@ class Store:
             self._apply_plan(conn, link.case_id, link.number, plan, now, opened=False,
                              escalated=bool(link.escalate), signal_id=signal_id)
 
+    def replan(self, case_id: str, plan: CasePlan, now: datetime) -> None:
+        """A person changed the case's category/urgency: add the protocol steps it now needs and
+        replace its pending SLA checks (when it is still open), in one transaction."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+            if row is None:
+                raise LookupError(f"no case {case_id}")
+            have = {(r.protocol, r.step_id) for r in conn.execute(
+                select(case_steps.c.protocol, case_steps.c.step_id).where(case_steps.c.case_id == case_id))}
+            added = [s for s in plan.steps if (s["protocol"], s["step_id"]) not in have]
+            for step in added:
+                conn.execute(insert(case_steps).values(case_id=case_id, **step))
+            if row.status == "open":
+                conn.execute(sla_checks.delete().where(sla_checks.c.case_id == case_id,
+                                                       sla_checks.c.done_at.is_(None)))
+                done = {r.point for r in conn.execute(select(sla_checks.c.point)
+                                                      .where(sla_checks.c.case_id == case_id))}
+                for point, due in plan.checks:
+                    if point not in done:
+                        conn.execute(insert(sla_checks).values(case_id=case_id, point=point, due_at=due))
+            conn.execute(insert(case_events).values(
+                id=uuid.uuid4().hex, case_id=case_id, at=now, actor=plan.actor, action="replanned",
+                detail={"steps_added": [f"{s['protocol']}/{s['step_id']}" for s in added]}))
+
     # ---- case lifecycle -----------------------------------------------------------------------
 
     def set_case_status(self, number: str, status: str, actor: str, reason: str | None, now: datetime,
@@ -1015,6 +1039,18 @@ class Store:
             rows = conn.execute(select(signals).where(signals.c.case_id == case_id)
                                 .order_by(signals.c.received_at, signals.c.id)).all()
         return [StoredSignal(self._to_signal(r), r.status, r.case_id) for r in rows]
+
+    def case_triage(self, case_id: str) -> list[dict[str, Any]]:
+        """The triage results of a case's signals (no text): indicators and details."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(triage_results.c.minor_involved, triage_results.c.trafficking_type,
+                       triage_results.c.imminent_danger, triage_results.c.details)
+                .select_from(triage_results.join(signals, signals.c.id == triage_results.c.signal_id))
+                .where(signals.c.case_id == case_id)).all()
+        return [{"minor_involved": bool(r.minor_involved), "trafficking_type": r.trafficking_type,
+                 "imminent_danger": bool(r.imminent_danger),
+                 "details": r.details if isinstance(r.details, dict) else {}} for r in rows]
 
     def conversation(self, signal: Signal, timeout: timedelta) -> list[StoredSignal]:
         """The whole conversation `signal` belongs to, so far: the same sender on the same channel,

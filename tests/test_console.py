@@ -509,3 +509,22 @@ def test_statistics_pages_show_suppressed_aggregates_and_the_public_only_complet
     with console.rt.store.engine.connect() as conn:
         audited = conn.execute(text("SELECT actor FROM console_audit WHERE action = 'stats_exported'")).scalars().all()
     assert audited == ["analyst1"]
+
+
+def test_a_case_reclassified_as_crisis_gets_crisis_sla_checks_on_the_scheduler(console: Console) -> None:
+    number = new_case(console, "what are the signs of trafficking? asking for a school project")
+    case = console.rt.store.case_by_number(number)
+    assert "ack" not in [p for _, p, _ in console.rt.store.pending_checks(case_id=case.id)]
+    c = console.login("advocate1")
+    c.post(f"/console/cases/{number}/reclassify", data={"csrf_token": token(c, f"/console/cases/{number}"),
+                                                        "category": "crisis", "urgency": "immediate",
+                                                        "reason": "she is being held, said so on a call"})
+    case = console.rt.store.case_by_number(number)
+    pending = {p: due for _, p, due in console.rt.store.pending_checks(case_id=case.id)}
+    assert set(pending) == {"ack", "warning", "breach"}
+    assert pending["breach"] == case.deadline
+    from rq.registry import ScheduledJobRegistry
+
+    scheduled = ScheduledJobRegistry(queue=console.rt.queue).get_job_ids()
+    assert any(j.startswith(f"sla-{case.id}-ack-") for j in scheduled)
+    assert ("advocate1", "replanned") in [(e["actor"], e["action"]) for e in console.rt.store.case_audit(case.id)]

@@ -40,6 +40,12 @@ def console_deps(settings: Settings, rt: Runtime) -> ConsoleDeps:
         except ReplyRefused as exc:
             raise ValueError(str(exc)) from exc
 
+    def replan(number: str, actor: str) -> list[str]:
+        from .jobs import replan_case
+
+        case = rt.store.case_by_number(number)
+        return replan_case(rt, case.id, actor) if case else []
+
     c = settings.console
     return ConsoleDeps(
         config=ConsoleConfig(
@@ -52,6 +58,7 @@ def console_deps(settings: Settings, rt: Runtime) -> ConsoleDeps:
         casework=Casework(rt.store, Routing(rt.sla_rules, rt.calendar), new_case_number),
         queues=(rt.urgent_queue, rt.queue),
         reply=reply,
+        replan=replan,
     )
 
 

@@ -213,6 +213,33 @@ def retriage_signal(rt: Runtime, signal_id: str, now: datetime | None = None) ->
     return "raised" if link.escalate else "same"
 
 
+def replan_case(rt: Runtime, case_id: str, actor: str, now: datetime | None = None) -> list[str]:
+    """After a person re-classified a case: the protocol steps its new category needs (minors ->
+    NCMEC/FBI/...), and SLA checks for its new deadline and urgency, written to the database at
+    once and scheduled on rq (if Redis is down, the sweeper runs overdue checks from the database).
+    Returns the steps added."""
+    now = now or datetime.now(UTC)
+    case = rt.store.case_by_id(case_id)
+    if case is None:
+        raise LookupError(f"no case {case_id}")
+    minor, ttypes, state = False, set[str](), None
+    for row in rt.store.case_triage(case_id):
+        minor = minor or bool(row["minor_involved"])
+        ttypes.add(row["trafficking_type"])
+        state = state or (row["details"] or {}).get("state")
+    ttype = next((t for t in ("both", "sex", "labor", "none") if t in ttypes), "unknown")
+    steps = plan_steps(rt.protocols, case.category, minor, ttype, state, now)
+    plan = CasePlan(
+        steps=tuple({"protocol": s.protocol, "step_id": s.step_id, "agency": s.agency, "action": s.action,
+                     "due_at": s.due_at, "consent": s.consent} for s in steps),
+        checks=tuple(checkpoints(now, case.deadline, case.urgency, rt.escalation)),
+        actor=actor,
+    )
+    rt.store.replan(case_id, plan, now)
+    schedule_checks(rt, case_id)
+    return [f"{s.protocol}/{s.step_id}" for s in steps]
+
+
 def schedule_checks(rt: Runtime, case_id: str) -> int:
     """Ask rq's scheduler to run each pending SLA check when due. The database holds the
     checks; if Redis loses the schedule, the sweeper enqueues overdue checks."""
