@@ -142,3 +142,28 @@ def test_hotline_users_makes_accounts_and_refuses_bad_input_with_exit_2(tmp_path
     assert hotline(tmp_path, "users", "disable", "rosa.m").returncode == 0
     assert "disabled" in hotline(tmp_path, "users", "list").stdout
     assert PASSWORD not in listed.stdout + listed.stderr
+
+
+def test_only_the_embedded_default_gets_a_demo_login_and_only_while_no_account_exists(
+        tmp_path: Path, backend: Any) -> None:
+    from workers.console_app import ensure_dev_user
+
+    # The embedded default is "no database URL configured" (SQLite under var/).
+    settings = make_settings(tmp_path, backend) if backend.name == "servers" else \
+        make_settings(tmp_path, None, HOTLINE_REDIS_URL=backend.redis_url)
+    rt = build_runtime(settings)
+    try:
+        made = ensure_dev_user(settings, rt)
+        if backend.name == "servers":  # a database URL is configured: a deployment, no default login
+            assert made is None
+            assert UserStore(rt.store.engine).list() == []
+            return
+        assert made is not None and made[0] == "demo" and len(made[1]) >= 16
+        assert ensure_dev_user(settings, rt) is None  # never a second time
+        [user] = UserStore(rt.store.engine).list()
+        assert (user["username"], user["role"]) == ("demo", "supervisor")
+        from datetime import UTC, datetime
+
+        assert UserStore(rt.store.engine).authenticate("demo", made[1], datetime.now(UTC)).reason == "ok"
+    finally:
+        rt.close()
