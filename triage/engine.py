@@ -1,12 +1,16 @@
 """Load and compile rule files once; classify a signal into category + urgency + why.
 
-Pure: no I/O besides reading the rule files in load_ruleset().
+Pure: no I/O besides reading the rule files (and the learned model file) in load_ruleset().
 
 Matching runs in two passes. All patterns go into one RE2 set (google-re2), which says in a
 single linear pass which patterns can match; Python's `re` then runs only those, to find the
 spans and apply negation. Patterns RE2 cannot compile (look-arounds) always run in `re`.
 Text and patterns are folded the same way (lower case, Latin accents removed, one character
 for one), so "AYÚDAME" matches "ayudame" and spans point into the original text.
+
+A learned second opinion (triage/learned.py: n-gram logistic regression, scored with numpy)
+reads every text too; `learned.combine` decides, as a pure function, where it may change the
+rules' verdict. Its contribution is explained with the pseudo rule id `model.<category>`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import yaml
 from intake.signal import Signal
 
 from .indicators import location_hints, quoted_case_number
+from .learned import Blend, Model, ModelError, Prediction, combine, contributions, load_model, predict
 from .result import (
     CATEGORIES,
     Category,
@@ -48,6 +53,11 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 class RuleError(ValueError):
     """A rule file problem, naming the file, rule id and problem."""
+
+
+class ModelFileError(RuleError, ModelError):
+    """The learned model file is missing or unusable (names the file). A RuleError too, so
+    every caller that reports rule problems cleanly (the CLI, the worker) reports this one."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,11 @@ class Ruleset:
     _slots: tuple[tuple[int | str, re.Pattern[str]], ...] = field(default=(), repr=False)
     _prefilter: Any = field(default=None, repr=False)
     _always: tuple[int, ...] = field(default=(), repr=False)
+    # The learned second opinion (None: rules alone) and the rules that argue against crisis
+    # (negative weight: negation, informational question, the past, safe now), which stop the
+    # model from raising a crisis.
+    model: Model | None = None
+    against_crisis: frozenset[str] = frozenset()
 
     def candidate_slots(self, folded: str) -> Sequence[int]:
         """Indexes of the patterns that may match (all of them without RE2)."""
@@ -187,8 +202,13 @@ def _policy(data: Any, path: Path) -> Policy:
     )
 
 
-def load_ruleset(rules_dir: Path | None = None) -> Ruleset:
-    """Read every *.yaml under rules_dir; raise RuleError naming file, rule and problem."""
+def load_ruleset(rules_dir: Path | None = None, *, model_file: Path | None = None,
+                 with_model: bool = True) -> Ruleset:
+    """Read every *.yaml under rules_dir; raise RuleError naming file, rule and problem.
+
+    Also loads the learned model (model_file, default the packaged triage/model file) unless
+    with_model is False; an unusable model file raises learned.ModelError naming the file.
+    """
     rules_dir = rules_dir or default_rules_dir()
     files = sorted(rules_dir.glob("*.yaml"))
     if not files:
@@ -231,11 +251,18 @@ def load_ruleset(rules_dir: Path | None = None) -> Ruleset:
     for name, pats in indicators.items():
         slots += [(name, p) for p in pats]
     prefilter, always = _build_prefilter(slots)
+    try:
+        model = load_model(model_file) if with_model else None
+    except ModelError as exc:
+        raise ModelFileError(str(exc)) from exc
+    # The policy file's version names the release; the digest tells any edit apart; the model's
+    # name and file digest tell a retrained model apart.
+    version = f"{policy_version}+{digest.hexdigest()[:8]}" + (f"+{model.version}" if model else "")
     return Ruleset(
-        # The policy file's version names the release; the digest tells any edit apart.
-        version=f"{policy_version}+{digest.hexdigest()[:8]}", rules=tuple(rules), policy=policy,
+        version=version, rules=tuple(rules), policy=policy,
         indicators={k: tuple(v) for k, v in indicators.items()}, files=tuple(str(f) for f in files),
-        _slots=tuple(slots), _prefilter=prefilter, _always=always,
+        _slots=tuple(slots), _prefilter=prefilter, _always=always, model=model,
+        against_crisis=frozenset(r.id for r in rules if r.category == "crisis" and r.weight < 0),
     )
 
 
@@ -367,30 +394,80 @@ def analysed_text(subject: str | None, text: str) -> str:
     return "\n".join(t for t in (subject, text) if t)
 
 
-def classify_text(text: str, language: str, ruleset: Ruleset) -> TriageResult:
-    """Classify one text (subject and body already joined)."""
+@dataclass(frozen=True)
+class RulePass:
+    """What the rules alone found in one text (the input of the combination)."""
+
+    folded: str
+    hits: _Hits
+    has_words: bool
+    category: Category
+    vetoed: bool
+
+
+def rule_pass(text: str, ruleset: Ruleset) -> RulePass:
     folded = fold(text)
     hits = _scan(folded, ruleset)
     has_words = bool(_LETTER.search(folded))
-    category = choose_category(hits.scores, has_words, ruleset.policy)
-    original = text[: len(folded)]
+    return RulePass(folded=folded, hits=hits, has_words=has_words,
+                    category=choose_category(hits.scores, has_words, ruleset.policy),
+                    vetoed=any(r in ruleset.against_crisis for r in hits.matched))
+
+
+def decide(rp: RulePass, pred: Prediction | None, policy: Policy, blend: Blend | None
+           ) -> tuple[Category, Indicators, Urgency, str]:
+    """Pure: category, indicators (without location/case), urgency and the model's reason
+    ('' when the rules decided; pred None = rules alone). Shared by classify_text and the
+    cross-validation in triage.train, so what is tuned is what runs."""
+    hits = rp.hits
+    category, reason, minor = rp.category, "", "minor" in hits.indicators
+    if pred is not None and blend is not None:
+        d = combine(rp.category, hits.scores, policy.thresholds, pred, rp.vetoed, minor, rp.has_words, blend)
+        category, minor = d.category, d.minor
+        reason = d.reason if d.source == "model" else ""
     ind = Indicators(
-        minor_involved="minor" in hits.indicators,
+        minor_involved=minor,
         trafficking_type=_trafficking_type(hits.indicators, category),
-        imminent_danger=hits.danger and hits.scores.get("crisis", 0.0) > 0,
-        location=location_hints(original),
-        case_number=quoted_case_number(original),
+        # A crisis the model raised is, by the hotline's definition, someone in danger now.
+        imminent_danger=(hits.danger and hits.scores.get("crisis", 0.0) > 0) or (reason != "" and category == "crisis"),
     )
-    urgency = urgency_for(category, ind, escalate=category in hits.escalate)
+    return category, ind, urgency_for(category, ind, escalate=category in hits.escalate), reason
+
+
+def classify_text(text: str, language: str, ruleset: Ruleset) -> TriageResult:
+    """Classify one text (subject and body already joined)."""
+    rp = rule_pass(text, ruleset)
+    model = ruleset.model
+    pred = predict(model, rp.folded) if model is not None and rp.has_words else None
+    category, ind, urgency, reason = decide(rp, pred, ruleset.policy, model.blend if model else None)
+    original = text[: len(rp.folded)]
+    ind = ind.model_copy(update={"location": location_hints(original), "case_number": quoted_case_number(original)})
+    matched, spans = tuple(rp.hits.matched), tuple(rp.hits.spans)
+    explanation = explain(category, urgency, rp.hits, ind, rp.has_words)
+    if reason and model is not None and pred is not None:
+        pseudo = f"model.{category}"
+        words = contributions(model, rp.folded, pred, category)
+        matched = (pseudo, *matched)
+        spans = tuple(Span(rule=pseudo, start=s, end=e) for s, e, _ in words) + spans
+        shown = ", ".join(f"'{original[s:e]}' (+{w:.2f})" for s, e, w in words) or "no single word"
+        explanation = (f"{category} from the learned model ({pseudo}, {model.version}): {reason}; "
+                       f"its n-grams weigh most in {shown}; rules alone said {rp.category}"
+                       + (f" ({', '.join(rp.hits.matched)})" if rp.hits.matched else "")
+                       + "; " + explanation.split("; ", 1)[-1])
+    if ind.minor_involved and "minor" not in rp.hits.indicators and pred is not None and model is not None:
+        matched = (*matched, "model.minor")
+        why = f"minor involved (learned model, model.minor: P {pred.minor:.2f} >= {model.blend.minor:.2f})"
+        explanation = explanation.replace("minor involved", why, 1)
     return TriageResult(
         category=category,
         urgency=urgency,
         language=language,
         indicators=ind,
-        matched=tuple(hits.matched),
-        spans=tuple(hits.spans),
-        scores={k: round(v, 2) for k, v in sorted(hits.scores.items())},
-        explanation=explain(category, urgency, hits, ind, has_words),
+        matched=matched,
+        spans=spans,
+        scores={k: round(v, 2) for k, v in sorted(rp.hits.scores.items())},
+        learned={c: round(p, 3) for c, p in pred.probs.items()} if pred is not None else {},
+        explanation=explanation,
         ruleset=ruleset.version,
     )
 

@@ -55,6 +55,8 @@ class TriageResult(BaseModel):
     matched: tuple[str, ...]
     spans: tuple[Span, ...] = ()
     scores: dict[str, float] = {}
+    # The learned model's category probabilities (empty when no model ran).
+    learned: dict[str, float] = {}
     explanation: str
     ruleset: str
 
