@@ -129,6 +129,9 @@ class Model:
     minor_intercept: float
     blend: Blend
     meta: dict[str, Any] = field(default_factory=dict, repr=False)
+    # (features, classes + 1): the category coefficients and the minor head side by side, one
+    # contiguous row per feature, so scoring a text is one row gather and one product.
+    stacked: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
     word_cache: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -208,6 +211,7 @@ def _build(a: dict[str, np.ndarray], path: Path, digest: str) -> Model:
         idf=np.concatenate([b[2] for b in blocks]) if blocks else np.zeros(0),
         minor_coef=minor_coef, minor_intercept=float(a["minor_intercept"]),
         blend=Blend.from_dict(meta.get("blend", {})), meta=meta,
+        stacked=np.ascontiguousarray(np.hstack([coef.T, minor_coef[:, None]])),
     )
 
 
@@ -235,7 +239,7 @@ def features(model: Model, folded: str) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(cols), np.concatenate(vals)
 
 
-_CACHE_WORDS = 200_000
+_CACHE_WORDS = 50_000  # ~10 MB at most; beyond it words are simply not memoised
 
 
 def _char_ids(model: Model, vocab: dict[str, int], word: str) -> tuple[int, ...]:
@@ -252,12 +256,12 @@ def _char_ids(model: Model, vocab: dict[str, int], word: str) -> tuple[int, ...]
 def predict(model: Model, folded: str) -> Prediction:
     """Category probabilities (softmax, summing to 1) and P(minor involved) for a folded text."""
     cols, vals = features(model, folded)
-    logits = model.intercept + (model.coef[:, cols] @ vals if len(cols) else 0.0)
-    logits = logits - logits.max()
-    e = np.exp(logits)
+    z = vals @ model.stacked[cols] if len(cols) else np.zeros(len(model.classes) + 1)
+    logits = model.intercept + z[:-1]
+    e = np.exp(logits - logits.max())
     p = e / e.sum()
-    z = model.minor_intercept + (float(model.minor_coef[cols] @ vals) if len(cols) else 0.0)
-    minor = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+    m = model.minor_intercept + float(z[-1])
+    minor = 1.0 / (1.0 + math.exp(-m)) if m > -700 else 0.0
     return Prediction(probs={c: float(p[i]) for i, c in enumerate(model.classes)}, minor=minor,
                       columns=cols, values=vals)
 
