@@ -449,9 +449,12 @@ def classify_text(text: str, language: str, ruleset: Ruleset) -> TriageResult:
         words = contributions(model, rp.folded, pred, category)
         matched = (pseudo, *matched)
         spans = tuple(Span(rule=pseudo, start=s, end=e) for s, e, _ in words) + spans
-        shown = ", ".join(f"'{original[s:e]}' (+{w:.2f})" for s, e, w in words) or "no single word"
+        # Offsets, never the words: explanations are stored and shown in clear, message text is
+        # not (the console highlights the spans in the decrypted text).
+        shown = ", ".join(f"{s}-{e} (+{w:.2f})" for s, e, w in words) or "no single word"
         explanation = (f"{category} from the learned model ({pseudo}, {model.version}): {reason}; "
-                       f"its n-grams weigh most in {shown}; rules alone said {rp.category}"
+                       f"its n-grams weigh most in the words at {shown} (spans {pseudo}); "
+                       f"rules alone said {rp.category}"
                        + (f" ({', '.join(rp.hits.matched)})" if rp.hits.matched else "")
                        + "; " + explanation.split("; ", 1)[-1])
     if ind.minor_involved and "minor" not in rp.hits.indicators and pred is not None and model is not None:
