@@ -33,6 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
     func,
     insert,
     select,
@@ -114,6 +115,11 @@ cases = Table(
     Column("deadline", UTCDateTime(), nullable=False),
     Column("sla_clock", String(16), nullable=False),
     Column("updated_at", UTCDateTime()),
+    # Retention (workers/retention.py): when the case was last closed, whether a legal hold
+    # keeps it from the purge (`hotline cases hold`), and when its contact data was blanked.
+    Column("closed_at", UTCDateTime()),
+    Column("legal_hold", Boolean, nullable=False, default=False, server_default=false()),
+    Column("purged_at", UTCDateTime()),
 )
 
 triage_results = Table(
@@ -249,6 +255,9 @@ textline_state = Table(
     Column("opted_out", Boolean, nullable=False, default=False),
     Column("silenced_until", UTCDateTime()),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # "kind:address", encrypted: lets `hotline keys rotate` re-hash the row under a new key
+    # (an opt-out must survive key rotation and the purge of the texter's messages).
+    Column("identity_enc", Text),
 )
 
 # Messages the hotline sends (advocates' replies): recorded before they are sent, updated by
@@ -396,6 +405,25 @@ class CaseRow:
                    row.sla_clock)
 
 
+def identity_kind(channel: str, sender: str | None) -> str:
+    """What kind of address a sender is, for the identity hash: 'email' or 'phone'."""
+    return "email" if channel == Channel.EMAIL.value or "@" in (sender or "") else "phone"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A contact's address and its keyed hashes: under the current key first, then under each
+    previous key (rows written before a key change match until `hotline keys rotate`)."""
+
+    kind: str
+    address: str
+    hashes: tuple[str, ...]
+
+    @property
+    def current(self) -> str:
+        return self.hashes[0]
+
+
 @dataclass(frozen=True)
 class StoredSignal:
     signal: Signal
@@ -417,7 +445,7 @@ class Store:
 
     def _signal_row(self, s: Signal, now: datetime) -> dict[str, Any]:
         c = self.cipher
-        kind = "email" if s.channel == Channel.EMAIL or "@" in (s.sender or "") else "phone"
+        kind = identity_kind(s.channel.value, s.sender)
         loc = s.location.model_dump(exclude_none=True)
         return {
             "id": s.id,
@@ -491,14 +519,16 @@ class Store:
         `window` before this one. Decided from stored rows, so a redelivery answers the same."""
         with self.engine.connect() as conn:
             me = conn.execute(
-                select(signals.c.sender_hash, signals.c.channel, signals.c.accepted_at)
+                select(signals.c.sender_hash, signals.c.sender_enc, signals.c.channel, signals.c.accepted_at)
                 .where(signals.c.id == signal_id)
             ).first()
             if me is None or me.sender_hash is None:
                 return me is not None
+            sender = self.cipher.decrypt(me.sender_enc)
+            hashes = self.cipher.identity_hashes(identity_kind(me.channel, sender), sender) or (me.sender_hash,)
             earlier = conn.execute(
                 select(func.count()).select_from(signals).where(
-                    signals.c.sender_hash == me.sender_hash,
+                    signals.c.sender_hash.in_(hashes),
                     signals.c.channel == me.channel,
                     signals.c.id != signal_id,
                     signals.c.accepted_at <= me.accepted_at,
@@ -657,7 +687,8 @@ class Store:
                 raise LookupError(f"no case {number}")
             if row.status not in allowed_from:
                 raise ValueError(f"case {number} is {row.status}; cannot become {status}")
-            conn.execute(update(cases).where(cases.c.id == row.id).values(status=status, updated_at=now))
+            conn.execute(update(cases).where(cases.c.id == row.id).values(
+                status=status, updated_at=now, closed_at=now if status == "closed" else None))
             conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=row.id, at=now, actor=actor,
                                                     action=status, detail={"reason": reason} if reason else {}))
             if status in ("acknowledged", "closed"):
@@ -848,23 +879,55 @@ class Store:
     # ---- textline ------------------------------------------------------------------------------
 
     def sender_key(self, signal: Signal) -> str | None:
-        kind = "email" if signal.channel == Channel.EMAIL or "@" in (signal.sender or "") else "phone"
-        return self.cipher.identity_hash(kind, signal.sender)
+        return self.cipher.identity_hash(identity_kind(signal.channel.value, signal.sender), signal.sender)
 
-    def textline_get(self, sender_hash: str) -> tuple[bool, datetime | None]:
+    def identity(self, signal: Signal) -> Identity | None:
+        """The sender's identity with its hashes under every configured key (None: no sender)."""
+        return self._identity(identity_kind(signal.channel.value, signal.sender), signal.sender)
+
+    def _identity(self, kind: str, address: str | None) -> Identity | None:
+        hashes = self.cipher.identity_hashes(kind, address)
+        return Identity(kind, (address or "").strip().lower(), hashes) if hashes and address else None
+
+    @staticmethod
+    def _textline_merge(rows: list[Any]) -> tuple[bool, datetime | None]:
+        """State of one texter kept under several hashes (before/after a key change): the most
+        recent opt-out decision and the latest silence win."""
+        if not rows:
+            return False, None
+        newest = max(rows, key=lambda r: r.updated_at)
+        silences = [r.silenced_until for r in rows if r.silenced_until is not None]
+        return bool(newest.opted_out), max(silences) if silences else None
+
+    def textline_get(self, key: str | Identity) -> tuple[bool, datetime | None]:
+        hashes = key.hashes if isinstance(key, Identity) else (key,)
         with self.engine.connect() as conn:
-            row = conn.execute(select(textline_state).where(textline_state.c.sender_hash == sender_hash)).first()
-        return (bool(row.opted_out), row.silenced_until) if row else (False, None)
+            rows = conn.execute(select(textline_state).where(textline_state.c.sender_hash.in_(hashes))).all()
+        return self._textline_merge(list(rows))
 
-    def textline_set(self, sender_hash: str, now: datetime, opted_out: bool | None = None,
+    def textline_set(self, key: str | Identity, now: datetime, opted_out: bool | None = None,
                      silenced_until: datetime | bool | None = False) -> None:
-        """Upsert a texter's state; silenced_until=False leaves it as it is."""
+        """Upsert a texter's state; silenced_until=False leaves it as it is. Given an Identity,
+        the row is kept under the current key's hash (state found under an older key's hash is
+        carried over and that row removed) with the identity encrypted beside it."""
         values: dict[str, Any] = {"updated_at": now}
         if opted_out is not None:
             values["opted_out"] = opted_out
         if silenced_until is not False:
             values["silenced_until"] = silenced_until
+        sender_hash = key.current if isinstance(key, Identity) else key
         with self.engine.begin() as conn:
+            if isinstance(key, Identity):
+                values["identity_enc"] = self.cipher.encrypt(f"{key.kind}:{key.address}")
+                legacy = conn.execute(select(textline_state).where(
+                    textline_state.c.sender_hash.in_(key.hashes[1:]))).all() if len(key.hashes) > 1 else []
+                if legacy:
+                    current = conn.execute(select(textline_state).where(
+                        textline_state.c.sender_hash == sender_hash)).all()
+                    was_out, was_silenced = self._textline_merge([*legacy, *current])
+                    values = {"opted_out": was_out, "silenced_until": was_silenced, **values}
+                    conn.execute(textline_state.delete().where(
+                        textline_state.c.sender_hash.in_([r.sender_hash for r in legacy])))
             res = conn.execute(update(textline_state).where(textline_state.c.sender_hash == sender_hash)
                                .values(**values))
             if res.rowcount == 0:
@@ -872,14 +935,15 @@ class Store:
                     with conn.begin_nested():
                         conn.execute(insert(textline_state).values(
                             sender_hash=sender_hash, opted_out=bool(values.get("opted_out", False)),
-                            silenced_until=values.get("silenced_until"), updated_at=now))
+                            silenced_until=values.get("silenced_until"), updated_at=now,
+                            identity_enc=values.get("identity_enc")))
                 except IntegrityError:
                     conn.execute(update(textline_state).where(textline_state.c.sender_hash == sender_hash)
                                  .values(**values))
 
     def is_opted_out(self, channel_kind: str, address: str) -> bool:
-        h = self.cipher.identity_hash(channel_kind, address)
-        return bool(h) and self.textline_get(h)[0]
+        ident = self._identity(channel_kind, address)
+        return ident is not None and self.textline_get(ident)[0]
 
     # ---- outbound messages --------------------------------------------------------------------
 
@@ -1055,13 +1119,13 @@ class Store:
     def conversation(self, signal: Signal, timeout: timedelta) -> list[StoredSignal]:
         """The whole conversation `signal` belongs to, so far: the same sender on the same channel,
         each message within `timeout` of the one before. Oldest first, `signal` included."""
-        sender_hash = self.sender_key(signal)
-        if sender_hash is None:
+        ident = self.identity(signal)
+        if ident is None:
             return []
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(signals)
-                .where(signals.c.sender_hash == sender_hash, signals.c.channel == signal.channel.value,
+                .where(signals.c.sender_hash.in_(ident.hashes), signals.c.channel == signal.channel.value,
                        signals.c.received_at >= signal.received_at - timeout * 50)
                 .order_by(signals.c.received_at, signals.c.id)
                 .limit(500)

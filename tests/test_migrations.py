@@ -18,7 +18,7 @@ import pytest
 from conftest import CONFIG, REPO, Backend, settings_env
 from sqlalchemy import Engine, insert, select, text
 
-from intake.store import email_cursor, make_engine, metadata
+from intake.store import cases, email_cursor, make_engine
 from workers import schema
 from workers.schema import SchemaError, current_revision, ensure_schema, head_revision, schema_diff, upgrade
 
@@ -92,6 +92,28 @@ def test_upgrading_from_the_first_revision_keeps_the_data(engine: Engine) -> Non
         assert conn.execute(select(email_cursor.c.uidvalidity)).scalar_one() == 2**32 - 1
 
 
+def test_upgrading_to_0004_starts_the_retention_clock_of_cases_closed_before(engine: Engine) -> None:
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    closed, reopened_later = datetime(2020, 3, 1, tzinfo=UTC), datetime(2020, 3, 9, tzinfo=UTC)
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), "0003")
+        for cid, status in (("c-closed", "closed"), ("c-open", "open")):
+            conn.execute(text("INSERT INTO cases (id, number, opened_at, status, category, urgency, queue, deadline, "
+                              "sla_clock, updated_at) VALUES (:id, :id, :t, :s, 'tip', 'normal', 'tips', :t, "
+                              "'business', :u)"), {"id": cid, "s": status, "t": closed, "u": reopened_later})
+        conn.execute(text("INSERT INTO case_events (id, case_id, at, actor, action, detail) "
+                          "VALUES ('e1', 'c-closed', :t, 'ana', 'closed', '{}')"), {"t": closed})
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(cases.c.id, cases.c.closed_at, cases.c.legal_hold))}
+    assert rows["c-closed"].closed_at == closed  # from the audit trail, not the later update
+    assert rows["c-open"].closed_at is None
+    assert rows["c-closed"].legal_hold is False and rows["c-open"].legal_hold is False
+
+
 def test_hotline_db_upgrade_then_current(tmp_path: Path, backend: Backend) -> None:
     before = hotline(tmp_path, backend, "db", "current", "--check")
     assert before.returncode == 1 and "run `hotline db upgrade`" in before.stdout
@@ -135,13 +157,12 @@ def test_many_processes_starting_at_once_build_the_schema_once(backend: Backend)
 
 def test_a_database_made_before_migrations_is_adopted(engine: Engine) -> None:
     # What every process did before there were migrations: create_all of the tables of that
-    # time (intake.store's; the console's came later, with migration 0003).
-    from sqlalchemy import Table
+    # time, which are exactly revision 0001's (without Alembic's version table).
+    from alembic import command
 
-    import intake.store
-
-    early = [t for t in vars(intake.store).values() if isinstance(t, Table)]
-    metadata.create_all(engine, tables=early)
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), "0001")
+        conn.execute(text("DROP TABLE alembic_version"))
     state = upgrade(engine)
     assert (state.action, state.after) == ("adopted", head_revision())
     assert revision_and_diff(engine) == (head_revision(), [])

@@ -209,13 +209,13 @@ def sweep(ctx: click.Context, grace: float | None) -> None:
 @click.pass_context
 @guarded
 def signals(ctx: click.Context, as_json: bool, limit: int) -> None:
-    from intake.crypto import FieldCipher
     from intake.store import Store, make_engine
 
+    from .runtime import make_cipher
     from .schema import ensure_schema
 
     settings = _settings(ctx)
-    store = Store(make_engine(settings.database_url()), FieldCipher(settings.security.secret_key or ""))
+    store = Store(make_engine(settings.database_url()), make_cipher(settings))
     ensure_schema(store.engine)
     rows = store.recent_signals(limit)
     if as_json:
@@ -759,6 +759,12 @@ def main() -> None:
     from .users_cli import users
 
     cli.add_command(users)
+    from .confidentiality_cli import cases_hold, cases_unhold, keys, purge_cmd
+
+    cli.add_command(keys)
+    cli.add_command(purge_cmd)
+    cases.add_command(cases_hold)
+    cases.add_command(cases_unhold)
     cli(prog_name="hotline")
 
 

@@ -149,12 +149,17 @@ class Runtime:
         self.redis.close()
 
 
+def make_cipher(settings: Settings) -> FieldCipher:
+    """The field cipher: security.secret_key, and previous_secret_keys for reading older data."""
+    try:
+        return FieldCipher(settings.security.secret_key or "", settings.security.previous_secret_keys)
+    except SecretKeyError as exc:
+        raise ConfigError(f"{settings.source}: {exc}") from exc
+
+
 def build_runtime(settings: Settings, create_schema: bool = True) -> Runtime:
     settings.var_path.mkdir(parents=True, exist_ok=True)
-    try:
-        cipher = FieldCipher(settings.security.secret_key or "")
-    except SecretKeyError as exc:
-        raise ConfigError(f"{settings.source}: security.secret_key: {exc}") from exc
+    cipher = make_cipher(settings)
     store = Store(make_engine(settings.database_url()), cipher)
     if create_schema:
         # Migrations (or create_all + stamp on an empty database): see workers/schema.py.

@@ -26,6 +26,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "HOTLINE_TWILIO_AUTH_TOKEN": ("twilio", "auth_token"),
     "HOTLINE_TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
     "HOTLINE_SECRET_KEY": ("security", "secret_key"),
+    "HOTLINE_PREVIOUS_SECRET_KEYS": ("security", "previous_secret_keys"),
     "HOTLINE_PUBLIC_BASE_URL": ("service", "public_base_url"),
     "HOTLINE_PORT": ("service", "port"),
     "HOTLINE_VAR_DIR": ("service", "var_dir"),
@@ -89,6 +90,23 @@ class StorageSettings(_Frozen):
 
 class SecuritySettings(_Frozen):
     secret_key: str | None = None
+    # Keys data may still be encrypted/hashed with (newest first); env: comma-separated.
+    previous_secret_keys: tuple[str, ...] = ()
+
+    @field_validator("previous_secret_keys", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return tuple(k.strip() for k in v.split(",") if k.strip())
+        return () if v is None else v
+
+    @field_validator("previous_secret_keys")
+    @classmethod
+    def _long_enough(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, key in enumerate(v):
+            if len(key) < 32:
+                raise ValueError(f"entry {i + 1} is shorter than 32 characters (not a key from `hotline keygen`)")
+        return v
 
 
 class TwilioSettings(_Frozen):
@@ -413,6 +431,13 @@ class ProtocolSettings(_Frozen):
     path: str | None = None
 
 
+class RetentionSettings(_Frozen):
+    closed_case_days: int = Field(730, ge=1, le=36500)
+    unrouted_signal_days: int = Field(90, ge=1, le=36500)
+    notification_days: int = Field(90, ge=1, le=36500)
+    audit_days: int = Field(2190, ge=1, le=36500)
+
+
 class Settings(_Frozen):
     """Everything tunable, frozen. Built by load_settings(); pass sections where needed."""
 
@@ -433,6 +458,7 @@ class Settings(_Frozen):
     notifications: NotificationSettings = NotificationSettings()
     events: EventSettings = EventSettings()
     protocols: ProtocolSettings = ProtocolSettings()
+    retention: RetentionSettings = RetentionSettings()
     sla: SlaSettings
     teams: dict[str, str]
     source: str = "<defaults>"

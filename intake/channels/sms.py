@@ -100,7 +100,7 @@ def make_blueprint(config: SmsConfig, store: Store, sink: Sink, detector: Langua
         # Every text is taken in and triaged, keywords too: on a hotline "HELP" may be a real plea.
         accepted = sink.accept(signal)
         received = accepted.received_at or signal.received_at
-        sender_hash = store.sender_key(signal)
+        sender_hash = store.identity(signal)  # hashes under the current and any previous key
         if sender_hash and accepted.created:
             if kw == "stop":
                 store.textline_set(sender_hash, received, opted_out=True)
