@@ -22,9 +22,7 @@ test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/triage.py
-	$(BIN)/python bench/webhook.py
-	$(BIN)/python bench/route.py
+	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -81,6 +81,7 @@ def measure(detect: Callable[[str], str], corpus: list[tuple[str, str]], rounds:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over the corpus (median is shown)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
 
     corpus = load_corpus()
@@ -91,14 +92,17 @@ def main() -> None:
         "langdetect alone": langdetect_alone(),
         "py3langid restricted": py3langid_alone(combined.languages),
     }
+    results = {name: measure(detect, corpus, args.rounds) for name, detect in contenders.items()}
+    ratio = results["langdetect alone"]["us_per_text"] / results["combined"]["us_per_text"]
+    if args.json:
+        print(json.dumps({"texts": len(corpus), "short_texts": n_short, "detectors": results,
+                          "speedup_vs_langdetect": round(ratio, 2)}, indent=2))
+        return
     print(f"{len(corpus)} texts ({n_short} of at most {SHORT_WORDS} words), "
           f"{len(combined.languages)} languages, {args.rounds} rounds")
     print(f"{'detector':<22} {'accuracy':>9} {'short':>9} {'us/text':>9}")
-    results = {}
-    for name, detect in contenders.items():
-        results[name] = r = measure(detect, corpus, args.rounds)
+    for name, r in results.items():
         print(f"{name:<22} {r['accuracy']:>9.1%} {r['short_accuracy']:>9.1%} {r['us_per_text']:>9.1f}")
-    ratio = results["langdetect alone"]["us_per_text"] / results["combined"]["us_per_text"]
     print(f"combined is {ratio:.1f}x the speed of langdetect alone")
 
 

