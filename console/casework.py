@@ -162,6 +162,13 @@ class Casework:
             raise LookupError(f"no case {number}")
         return row
 
+    def _triage_location(self, t: Any) -> Any:
+        """The place triage found in the text: encrypted (location_enc), or in details on rows
+        written before it was (until `hotline keys rotate` moves it)."""
+        if t.location_enc:
+            return self.cipher.decrypt_json(t.location_enc)
+        return (t.details or {}).get("location") if isinstance(t.details, dict) else None
+
     def detail(self, number: str, now: datetime, amber_fraction: float) -> dict[str, Any]:
         """Everything an advocate needs on one page, contact details excepted (see contact())."""
         case = self.case(number)
@@ -196,7 +203,7 @@ class Casework:
                     "explanation": t.explanation, "ruleset": t.ruleset,
                     "minor_involved": t.minor_involved, "trafficking_type": t.trafficking_type,
                     "imminent_danger": t.imminent_danger,
-                    "location": (t.details or {}).get("location") if isinstance(t.details, dict) else None,
+                    "location": self._triage_location(t),
                 },
             })
         state, left = time_state(crow.opened_at, crow.deadline, now, amber_fraction)

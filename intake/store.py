@@ -138,6 +138,9 @@ triage_results = Table(
     Column("explanation", Text, nullable=False),
     Column("ruleset", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # The place the message names (triage's location indicator), encrypted: it is the contact's
+    # words. `details` holds no location (Store._triage_values moves it here).
+    Column("location_enc", Text),
 )
 
 routes = Table(
@@ -334,9 +337,12 @@ def email_id_hash(message_id: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """Engine with the settings each backend needs to be safe under several processes."""
+    """Engine with the settings each backend needs to be safe under several processes.
+
+    hide_parameters: statement parameters never reach a log line (SQLAlchemy's statement log,
+    if someone turns it on) or an exception message (which a traceback would log)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -350,7 +356,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
 
 
 @dataclass(frozen=True)
@@ -549,6 +555,12 @@ class Store:
 
     # ---- outcome of triage + routing ------------------------------------------------------
 
+    def _triage_values(self, triage: dict[str, Any]) -> dict[str, Any]:
+        """A triage row as stored: the location it found in the text encrypted, not in details."""
+        details = dict(triage.get("details") or {})
+        loc = details.pop("location", None)
+        return {**triage, "details": details, "location_enc": self.cipher.encrypt_json(loc) if loc else None}
+
     def save_outcome(
         self,
         signal_id: str,
@@ -569,6 +581,7 @@ class Store:
         Returns the case number, or None when the signal had already been triaged (a re-run
         or a concurrent duplicate job): the unique key on triage_results makes that exact.
         """
+        triage = self._triage_values(triage)
         with self.engine.begin() as conn:
             try:
                 with conn.begin_nested():
@@ -642,6 +655,7 @@ class Store:
                  now: datetime) -> None:
         """A signal's text grew (a late transcript): replace its triage result and, when the new
         one is more severe, raise its case - in one transaction."""
+        triage = self._triage_values(triage)
         with self.engine.begin() as conn:
             conn.execute(update(triage_results).where(triage_results.c.signal_id == signal_id).values(**triage))
             if link.escalate:

@@ -20,7 +20,7 @@ from sqlalchemy import JSON, String, Text, select, update
 
 from console.casework import Casework, Routing
 from intake.crypto import FieldCipher, SecretKeyError, generate_secret_key
-from intake.store import signals, textline_state
+from intake.store import signals, textline_state, triage_results
 from routing.cases import new_case_number
 from workers.replies import send_sms_reply
 from workers.rotation import encrypted_columns
@@ -36,6 +36,7 @@ OLD_STOPPER = "+15555550144"  # sent STOP before opt-outs kept their identity (a
 WORDS = "Quillon Varga holds our passports at the farm, please help"
 NOTE = "Caller says Varga moves the crew on Fridays"
 REPLY = "We are here. Is it safe to text at this number?"
+OLD_PLACE = "Wexcombe"  # a place a texter named, stored in plaintext by older code
 
 
 def hotline(tmp_path: Path, backend: Backend, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -129,6 +130,12 @@ def write_everything_under_key_a(line: Line) -> str:
     old_hash = rt.store.cipher.identity_hash("phone", OLD_STOPPER)
     with rt.store.engine.begin() as conn:
         conn.execute(update(textline_state).where(textline_state.c.sender_hash == old_hash).values(identity_enc=None))
+        # A triage result from before locations were encrypted: the place in plaintext details.
+        first = conn.execute(select(triage_results.c.signal_id, triage_results.c.details)
+                             .join(signals, signals.c.id == triage_results.c.signal_id)
+                             .where(signals.c.case_id == case.id).limit(1)).one()
+        conn.execute(update(triage_results).where(triage_results.c.signal_id == first.signal_id).values(
+            details={**first.details, "location": {"city": OLD_PLACE}}, location_enc=None))
     return number
 
 
@@ -173,6 +180,7 @@ def test_rotation_re_encrypts_and_re_hashes_everything_and_texters_keep_their_st
     assert not [v for v in values if opens_with(a_only, v)]
     assert sum(opens_with(FieldCipher(KEY_B), v) for v in values) >= 10
     assert not hashes_a & set(values)
+    assert not [v for v in values if OLD_PLACE in v]  # the plaintext location left behind is encrypted now
 
     again = hotline(tmp_path, backend, "keys", "rotate", HOTLINE_SECRET_KEY=KEY_B, HOTLINE_PREVIOUS_SECRET_KEYS=KEY_A)
     assert again.returncode == 0 and "done: 0 changes" in again.stdout
@@ -193,9 +201,10 @@ def test_rotation_re_encrypts_and_re_hashes_everything_and_texters_keep_their_st
         == [f"Case {number}: crisis"]
     call = b.rt.store.call_get("CA" + "1" * 32)
     assert call is not None and call["from"] == TEXTER and call["location"] == {"zip": "00000"}
-    notes = Casework(b.rt.store, Routing(b.rt.sla_rules, b.rt.calendar), new_case_number).detail(
-        number, datetime.now(UTC), 0.25)["notes"]
-    assert [n["body"] for n in notes] == [NOTE]
+    detail = Casework(b.rt.store, Routing(b.rt.sla_rules, b.rt.calendar), new_case_number).detail(
+        number, datetime.now(UTC), 0.25)
+    assert [n["body"] for n in detail["notes"]] == [NOTE]
+    assert {"city": OLD_PLACE} in [(t["triage"] or {}).get("location") for t in detail["timeline"]]
     assert "<Message>" not in b.text("HELP", STOPPER)  # still opted out
     assert "<Message>" not in b.text("HELP", OLD_STOPPER)  # re-hashed from their messages
     assert b.rt.store.is_opted_out("phone", STOPPER) and not b.rt.store.is_opted_out("phone", TEXTER)

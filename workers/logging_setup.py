@@ -36,3 +36,6 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # Alembic narrates every connection at INFO; workers.schema logs what a migration did.
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+    # SQLAlchemy's statement log prints result rows at DEBUG (parameters are hidden by
+    # make_engine): never switched on by HOTLINE_DEBUG.
+    logging.getLogger("sqlalchemy").setLevel(max(level, logging.WARNING))

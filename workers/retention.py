@@ -6,7 +6,8 @@ What a purge of a closed case does (each case in one transaction, with a `purged
 * blanked, rows kept (they feed the statistics, which count contacts by category, channel,
   language, state and month): signals lose sender, sender hash, text, subject, location, raw
   payload and provider id (external_id becomes `purged:<signal id>`); triage_results lose the
-  matched spans, extracted details and explanation (category, urgency, indicators stay);
+  matched spans, extracted details and location, and explanation (category, urgency,
+  indicators stay);
   outbound replies and notifications lose recipient, text and provider ids; reclassifications
   and audit events lose their free-text reasons (who, when, what stay);
 * deleted (nothing in them is needed once the content is gone): advocates' notes, the call
@@ -192,7 +193,7 @@ class Purger:
             values["status"] = status
         self._update(conn, signals, in_ids, values)
         self._update(conn, triage_results, triage_results.c.signal_id.in_(signal_ids),
-                     {"spans": [], "details": {}, "explanation": ""})
+                     {"spans": [], "details": {}, "explanation": "", "location_enc": None})
         self._delete(conn, calls, calls.c.signal_id.in_(signal_ids))
         self._delete(conn, attachments, attachments.c.signal_id.in_(signal_ids))
 

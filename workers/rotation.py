@@ -9,6 +9,9 @@ hashes that are derived from an encrypted identity:
 * textline_state.sender_hash (the primary key: the row moves) <- its encrypted identity, or,
   for a row written before it kept one, the sender of a message still hashed under the old key.
 
+It also encrypts what older code left in plaintext: the location triage found in a message
+(triage_results.details.location, before migration 0005) moves to triage_results.location_enc.
+
 email_ids.id_hash and the console's session hashes are plain SHA-256 of random or public values
 (no key), so a key change leaves them valid.
 
@@ -35,10 +38,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Engine, Table, and_, insert, select, tuple_, update
+from sqlalchemy import JSON, Column, Engine, Table, and_, insert, select, tuple_, update
 
 from intake.crypto import KEY_SETTINGS, FieldCipher, SecretKeyError
-from intake.store import Store, identity_kind, signals, textline_state
+from intake.store import Store, identity_kind, signals, textline_state, triage_results
 
 from .schema import target_metadata
 
@@ -146,6 +149,11 @@ class Rotator:
             except SecretKeyError:
                 bad.add(col.name)
                 rep.unreadable[col.name] = rep.unreadable.get(col.name, 0) + 1
+        if table is triage_results and isinstance(row.details, dict) and row.details.get("location") is not None:
+            # Written before locations were encrypted: move it out of the plaintext details.
+            updates["details"] = {k: v for k, v in row.details.items() if k != "location"}
+            if not row.location_enc:
+                updates["location_enc"] = self.cipher.encrypt_json(row.details["location"])
         if table is signals and row.sender_enc and "sender_enc" not in bad:
             try:
                 sender = self.cipher.decrypt(row.sender_enc)
@@ -158,7 +166,7 @@ class Rotator:
         return updates
 
     def _count(self, updates: dict[str, Any], rep: TableReport) -> None:
-        enc = [k for k in updates if k.endswith("_enc")]
+        enc = [k for k in updates if k.endswith("_enc") or k == "details"]
         if enc:
             rep.reencrypted += 1
             rep.fields += len(enc)
@@ -271,7 +279,9 @@ class Rotator:
                         if not updates:
                             continue
                         where = [_same(c, getattr(row, c.name)) for c in pk]
-                        where += [_same(table.c[k], getattr(row, k)) for k in updates]
+                        # JSON has no equality on PostgreSQL; the row's _enc values pin it down.
+                        where += [_same(table.c[k], getattr(row, k)) for k in updates
+                                  if not isinstance(table.c[k].type, JSON)]
                         res = conn.execute(update(table).where(and_(*where)).values(**updates))
                         if res.rowcount == 1:
                             self._count(updates, rep)
