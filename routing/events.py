@@ -3,6 +3,11 @@
 Events are read from the database outbox and published with persistent delivery and a retry
 policy; a broker outage leaves them in the outbox for the next pass. Bodies carry ids,
 categories and deadlines, never message text or contact details.
+
+Delivery is at least once: on AMQP each publish waits for the broker's confirm before the
+event counts as sent (a basic.publish written to a socket the broker never read would
+otherwise be marked published and lost). A confirm lost with the connection means the event
+is sent again later: consumers de-duplicate on `event_id` (also the AMQP message_id).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from kombu import Connection, Exchange, Producer, Queue
 log = logging.getLogger(__name__)
 
 RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
+# Seconds to wait for the broker to confirm one publish (AMQP); past it the rest waits in the outbox.
+CONFIRM_TIMEOUT = 5.0
 
 
 def kombu_url(url: str) -> str:
@@ -39,8 +46,10 @@ class EventPublisher:
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
+        # confirm_publish: publisher confirms on AMQP; other transports ignore it.
         conn = Connection(self.url, connect_timeout=self.connect_timeout,
-                          transport_options={"max_retries": 1, "socket_timeout": self.connect_timeout})
+                          transport_options={"max_retries": 1, "socket_timeout": self.connect_timeout,
+                                             "confirm_publish": True})
         try:
             yield conn
         finally:
@@ -61,7 +70,8 @@ class EventPublisher:
                 for event_id, key, body in events:
                     producer.publish({**body, "event_id": event_id}, routing_key=key, serializer="json",
                                      delivery_mode=2, retry=True, retry_policy=RETRY_POLICY,
-                                     message_id=event_id, content_encoding="utf-8")
+                                     message_id=event_id, content_encoding="utf-8",
+                                     confirm_timeout=CONFIRM_TIMEOUT)
                     sent.append(event_id)
         except Exception as exc:  # broker down or refusing: the outbox keeps the rest
             log.warning("events: published %d of %d, broker unavailable (%s)", len(sent), len(events),

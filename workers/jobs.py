@@ -246,8 +246,8 @@ def schedule_checks(rt: Runtime, case_id: str) -> int:
     scheduled = 0
     for cid, point, due in rt.store.pending_checks(case_id=case_id):
         try:
-            rt.queue.enqueue_at(due, SLA_JOB, cid, point, job_id=sla_job_id(cid, point, due), unique=True,
-                                job_timeout=rt.policy.timeout, failure_ttl=rt.policy.failure_ttl)
+            rt.queue.enqueue_at(due, SLA_JOB, cid, point, int(due.timestamp()), job_id=sla_job_id(cid, point, due),
+                                unique=True, job_timeout=rt.policy.timeout, failure_ttl=rt.policy.failure_ttl)
             scheduled += 1
         except DuplicateJobError:
             pass
@@ -261,15 +261,20 @@ def sla_job_id(case_id: str, point: str, due: datetime) -> str:
     return f"sla-{case_id}-{point}-{int(due.timestamp())}"
 
 
-def run_sla_check(rt: Runtime, case_id: str, point: str, now: datetime | None = None) -> str:
-    """One SLA checkpoint for one case. Returns what it did."""
+def run_sla_check(rt: Runtime, case_id: str, point: str, now: datetime | None = None,
+                  due_ts: int | None = None) -> str:
+    """One SLA checkpoint for one case. Returns what it did. `due_ts` is the due time the job
+    was scheduled for: a job for a time the case's check no longer has (re-planned after a
+    re-classification moved the deadline) does nothing; the check's new job will run it."""
     now = now or datetime.now(UTC)
     case = rt.store.case_by_id(case_id)
     if case is None:
         return "missing"
-    pending = {p for _, p, _ in rt.store.pending_checks(case_id=case_id)}
+    pending = {p: due for _, p, due in rt.store.pending_checks(case_id=case_id)}
     if point not in pending:
         return "done"
+    if due_ts is not None and int(pending[point].timestamp()) != due_ts:
+        return "stale"
     action = action_for(point, case.status)  # type: ignore[arg-type]
     body = {"event": f"sla.{point}", "case_number": case.number, "category": case.category,
             "urgency": case.urgency, "queue": case.queue, "deadline": case.deadline.isoformat(),
@@ -344,6 +349,6 @@ def retriage(signal_id: str) -> str:
     return retriage_signal(context.current(), signal_id)
 
 
-def sla_check(case_id: str, point: str) -> str:
-    """rq entry point for a scheduled SLA checkpoint."""
-    return run_sla_check(context.current(), case_id, point)
+def sla_check(case_id: str, point: str, due_ts: int | None = None) -> str:
+    """rq entry point for a scheduled SLA checkpoint (jobs from before due_ts existed have none)."""
+    return run_sla_check(context.current(), case_id, point, due_ts=due_ts)

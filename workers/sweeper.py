@@ -116,7 +116,7 @@ def _overdue_checks(store: Store, queue: Queue, now: datetime, grace_seconds: fl
         if job is not None:
             job.delete()
         try:
-            queue.enqueue(SLA_JOB, case_id, point, job_id=jid, unique=True)
+            queue.enqueue(SLA_JOB, case_id, point, int(due.timestamp()), job_id=jid, unique=True)
             count += 1
         except DuplicateJobError:
             pass
