@@ -191,6 +191,8 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
             return Response(render_template("console/login.html", error=None, next=request.args.get("next", "")))
         username = request.form.get("username", "")
         password = request.form.get("password", "")
+        if "\x00" in username:  # no account name holds a NUL, and PostgreSQL cannot even compare one
+            username = ""
         outcome = deps.users.authenticate(username, password, deps.now())
         if outcome.user is None:
             message = {"locked": "Too many failed attempts: this account is locked for a while. "

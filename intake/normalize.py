@@ -20,6 +20,9 @@ __all__ = [
 ]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Lone surrogates arrive through JSON ("\\ud800") and cannot be encoded as UTF-8: every store,
+# regex engine (RE2) and output would fail on them later, so they become U+FFFD here.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,15 @@ def normalize_phone(raw: str | None, default_region: str = "US") -> PhoneNumber 
 
 
 def clean_text(text: str | None, max_chars: int = 100_000) -> str:
-    """NFC-normalise, drop control characters (keep newlines/tabs), trim."""
+    """NFC-normalise, drop control characters (keep newlines/tabs), replace lone surrogates
+    with U+FFFD, trim."""
     if not text:
         return ""
-    text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub("", text)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.strip()[:max_chars]
+    # Control characters go before NFC: dropping one afterwards could leave a letter and its
+    # accent side by side, uncomposed (then a second cleaning would change the text again).
+    text = _CONTROL.sub("", _SURROGATE.sub("\ufffd", text))
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return text.strip()[:max_chars].rstrip()  # rstrip: the cut may end on a space (then a second cleaning would differ)
 
 
 class LanguageDetector(CombinedLanguageDetector):

@@ -462,7 +462,9 @@ class Store:
             "sender_hash": c.identity_hash(kind, s.sender),
             "sender_enc": c.encrypt(s.sender),
             "sender_region": s.sender_region,
-            "state": s.location.state,
+            # The plain column is for statistics and holds a state code; anything longer (a carrier's odd
+            # FromState) would overflow VARCHAR(8) on PostgreSQL and lose the contact. It stays in location_enc.
+            "state": s.location.state if s.location.state and len(s.location.state) <= 8 else None,
             "location_enc": c.encrypt_json(loc) if loc else None,
             "text_enc": c.encrypt(s.text) or "",
             "subject_enc": c.encrypt(s.subject),

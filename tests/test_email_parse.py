@@ -493,11 +493,12 @@ def test_decode_header_text(raw, expected):
 
 
 def test_a_header_the_stdlib_parser_crashes_on_degrades_to_compat32(detector):
-    # policy.default raises IndexError inside BytesParser on this Content-Type (CPython 3.11-3.13)
+    # policy.default raises IndexError inside BytesParser on this Content-Type (CPython 3.11-3.13);
+    # the parser now sees the odd syntax before (UnusualMimeHeader) and goes to compat32 directly.
     raw = eml().replace(b"charset=utf-8", b"charset=us-ascii;\r\n title*")
     p = parse(raw, detector)
     assert p.full_text == "Hello, I have a question." and p.sender == "quill.ambers@example.org"
-    assert "StdlibHeaderParserError" in p.defects
+    assert {"StdlibHeaderParserError", "UnusualMimeHeader"} & set(p.defects)
 
 
 def test_signal_fields(detector):

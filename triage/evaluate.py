@@ -90,6 +90,9 @@ def load_corpus(path: Path, split: str | None = None) -> tuple[list[Labelled], l
         except ValueError as exc:
             errors.append(f"{path}:{n}: {exc}")
             continue
+        except RecursionError:
+            errors.append(f"{path}:{n}: JSON nested too deeply")
+            continue
         if split and split != "all" and d.get("split") != split:
             continue
         items.append(Labelled(

@@ -10,6 +10,8 @@ MAX_ANALYSED_CHARS = 100_000
 
 @lru_cache(maxsize=4096)
 def _fold_char(ch: str) -> str:
+    if "\ud800" <= ch <= "\udfff":  # a lone surrogate: RE2 (and any UTF-8 output) cannot take it
+        return "\ufffd"
     low = ch.lower()
     if len(low) != 1:  # e.g. 'İ'.lower() is two code points: keep offsets 1:1
         low = ch

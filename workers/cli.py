@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import click
 
@@ -250,11 +250,12 @@ def triage(ctx: click.Context, jsonl: bool, rules_dir: str | None) -> None:
     detector = LanguageDetector()
     bad = 0
     now = datetime.now(UTC)
-    for n, line in enumerate(sys.stdin, start=1):
-        if not line.strip():
+    # Bytes, decoded line by line: one line that is not UTF-8 is that line's error, not the end of the run.
+    for n, raw in enumerate(sys.stdin.buffer, start=1):
+        if not raw.strip():
             continue
         try:
-            item = json.loads(line)
+            item = json.loads(raw.decode("utf-8"))
             if not isinstance(item, dict):
                 raise ValueError("expected a JSON object")
             if not isinstance(item.get("text"), str):
@@ -263,6 +264,14 @@ def triage(ctx: click.Context, jsonl: bool, rules_dir: str | None) -> None:
             subject = item.get("subject")
             if subject is not None and not isinstance(subject, str):
                 raise ValueError("'subject' must be a string")
+            try:  # the id is echoed as it came: it must be writable as UTF-8
+                json.dumps(item.get("id"), ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("'id' holds a lone surrogate escape (\\ud800-\\udfff): not valid Unicode") from None
+        except UnicodeDecodeError as exc:
+            bad += 1
+            click.echo(f"hotline triage: line {n}: not valid UTF-8 (byte {exc.start + 1})", err=True)
+            continue
         except json.JSONDecodeError as exc:
             bad += 1
             click.echo(f"hotline triage: line {n}: not valid JSON ({exc.msg} at column {exc.colno})", err=True)
@@ -271,9 +280,14 @@ def triage(ctx: click.Context, jsonl: bool, rules_dir: str | None) -> None:
             bad += 1
             click.echo(f"hotline triage: line {n}: {exc}", err=True)
             continue
+        except RecursionError:
+            bad += 1
+            click.echo(f"hotline triage: line {n}: JSON nested too deeply", err=True)
+            continue
         text = clean_text(item["text"])
+        subject = (clean_text(subject) or None) if subject is not None else None
         lang = detector.detect(" ".join(t for t in (subject, text) if t))
-        sig = Signal(channel=channel, external_id=str(item.get("id") or n), received_at=now, text=text,
+        sig = Signal(channel=channel, external_id=str(item.get("id") or n)[:255], received_at=now, text=text,
                      subject=subject, language=lang.code, language_confidence=lang.confidence)
         res = classify(sig, ruleset)
         click.echo(json.dumps({
@@ -392,7 +406,8 @@ def _case_number(raw: str) -> str:
 
     number = normalize_case_number(raw)
     if number is None:
-        raise BadInput(f"{raw!r} is not a valid case number (like HT-7K3M-9QXD-4)")
+        shown = repr(raw[:40]) + ("..." if len(raw) > 40 else "")
+        raise BadInput(f"{shown} is not a valid case number (like HT-7K3M-9QXD-4)")
     return number
 
 
@@ -520,6 +535,26 @@ def simulate() -> None:
     pass
 
 
+def _server_url(url: str | None, port: int) -> str:
+    """--url checked before anything is signed or sent (default: the local server)."""
+    if url is None:
+        return f"http://127.0.0.1:{port}"
+    given = url.strip()
+    try:
+        parts = urlsplit(given)
+        problem = ("it must start with http:// or https://" if parts.scheme not in ("http", "https")
+                   else "it names no host" if not parts.hostname
+                   else "it contains a space" if any(ch.isspace() for ch in given)
+                   else "it must be the server's base URL, without ?query or #fragment" if parts.query or parts.fragment
+                   else "")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError as exc:
+        problem = f"it does not parse ({exc})"
+    if problem:
+        raise BadInput(f"--url {given[:80]!r} is not a server address like http://127.0.0.1:5000: {problem}")
+    return given.rstrip("/")
+
+
 def _post(url: str, data: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
     if not url.startswith(("http://", "https://")):
         raise BadInput(f"--url must start with http:// or https:// (got {url.split(':', 1)[0]}:)")
@@ -547,7 +582,7 @@ def simulate_sms(ctx: click.Context, text: str, from_: str, to: str, url: str | 
     from intake.twilio_auth import sign
 
     settings = _settings(ctx)
-    base = (url or f"http://127.0.0.1:{settings.service.port}").rstrip("/")
+    base = _server_url(url, settings.service.port)
     params = {
         "MessageSid": sid or "SM" + secrets.token_hex(16),
         "AccountSid": settings.twilio.account_sid or "AC" + "0" * 32,
@@ -593,7 +628,7 @@ def simulate_voice(ctx: click.Context, from_: str, digits: str, queue_result: st
     from intake.twilio_auth import sign
 
     settings = _settings(ctx)
-    base = (url or f"http://127.0.0.1:{settings.service.port}").rstrip("/")
+    base = _server_url(url, settings.service.port)
     public = settings.service.public_base_url or base
     sid = "CA" + secrets.token_hex(16)
     common = {"CallSid": sid, "AccountSid": settings.twilio.account_sid or "AC" + "0" * 32, "From": from_,
@@ -661,7 +696,7 @@ def _post_raw(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]
 def simulate_tip(ctx: click.Context, text: str, danger: bool, city: str | None, state: str | None, minors: str,
                  lang: str, url: str | None) -> None:
     settings = _settings(ctx)
-    base = (url or f"http://127.0.0.1:{settings.service.port}").rstrip("/")
+    base = _server_url(url, settings.service.port)
     tip = {"what_happened": text, "danger_now": "yes" if danger else "no", "minors_involved": minors,
            "language": lang}
     if city:
@@ -705,7 +740,7 @@ def simulate_email(ctx: click.Context, text: str | None, eml: str | None, from_:
         msg["Message-ID"] = make_msgid(domain="example.org")
         msg.set_content(text)
         raw = bytes(msg)
-    base = (url or f"http://127.0.0.1:{settings.service.port}").rstrip("/")
+    base = _server_url(url, settings.service.port)
     status, body = _post_raw(base + "/email/inbound", raw, {"Content-Type": "message/rfc822",
                                                             "X-Hotline-Email-Token": secret})
     click.echo(f"HTTP {status}")

@@ -99,7 +99,8 @@ def make_blueprint(directory_provider: Callable[[], Directory], geocoder: Geocod
             radius = _number("radius", args["radius"]) if "radius" in args else None
             limit = 20
             if "limit" in args:
-                if not args["limit"].isdigit() or not 1 <= int(args["limit"]) <= MAX_LIMIT:
+                raw_limit = args["limit"]  # isascii: "²".isdigit() is True, but int("²") raises
+                if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_LIMIT:
                     raise SearchError("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
                 limit = int(args["limit"])
             if radius is not None and place is None:

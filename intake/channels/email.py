@@ -88,7 +88,8 @@ def inbound_authorised(secret: str | None, body: bytes, token: str | None, signa
     if signature:
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         given = signature.removeprefix("sha256=").strip().lower()
-        return hmac.compare_digest(expected, given)
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+        return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
     return False
 
 

@@ -66,7 +66,13 @@ MAX_EXTERNAL_ID = 255
 _MAX_DEPTH = 25  # MIME nesting; real mail rarely goes past 5
 _MAX_PARTS = 1_000  # leaf parts looked at, whatever the attachment limit
 _MAX_DEFECTS = 20
-_MAX_BOUNDARY_LINES = 5_000
+_MAX_BOUNDARY_LINES = 1_000  # past this many, compat32 (policy.default costs ~0.4 ms per part)
+_MAX_READ_BOUNDARY_LINES = 20 * _MAX_PARTS  # past this many, the rest is never reached: not parsed at all
+_MAX_MIME_PARAMS = 300  # ';' in all Content-Type/-Disposition fields together (real mail: a few per part)
+_MAX_MIME_FIELD = 4_096  # bytes of one such field (a long RFC 2231 file name fits)
+_MAX_CONTAINERS = 100  # multipart/* and message/* parts
+_MAX_HTML_TAGS = 20_000  # past this many, a linear tag stripper instead of BeautifulSoup
+_MAX_QUOTE_DEPTH = 20  # nested <blockquote>s rendered as "> " levels; deeper ones read as plain blocks
 
 # Headers one of which any real email carries; a blob with none of them is not an email.
 _EMAIL_HEADERS = frozenset({
@@ -217,20 +223,25 @@ def html_to_text(markup: str) -> str:
     is walked once, without recursion or edits, so hostile nesting costs linear time."""
     if "<" not in markup:
         return _tidy(" ".join(html.unescape(markup).split()))
+    markup = markup[:MAX_HTML_CHARS]
+    if markup.count("<") > _MAX_HTML_TAGS:
+        return _crude_html_to_text(markup)
     # An XML declaration makes bs4 warn on stderr; it carries no text.
-    soup = BeautifulSoup(_XML_DECL.sub("", markup[:MAX_HTML_CHARS]), "html.parser")
+    soup = BeautifulSoup(_XML_DECL.sub("", markup), "html.parser")
     buffers: list[list[str]] = [[]]
     pre = 0
-    stack: list[tuple[Tag, Iterator[PageElement]]] = [(soup, iter(soup.contents))]
+    # (tag, its children, whether it opened a quote level): each level re-prefixes the text inside
+    # it, so the levels stop at _MAX_QUOTE_DEPTH (100,000 nested quotes took minutes).
+    stack: list[tuple[Tag, Iterator[PageElement], bool]] = [(soup, iter(soup.contents), False)]
     while stack:
-        tag, children = stack[-1]
+        tag, children, quoted = stack[-1]
         child = next(children, None)
         if child is None:
             stack.pop()
             name = tag.name
             if name == "pre":
                 pre -= 1
-            elif name == "blockquote" and len(buffers) > 1:
+            elif quoted:
                 inner = _tidy(_SPACES.sub(" ", "".join(buffers.pop())))
                 buffers[-1].append("\n" + "\n".join(f"> {ln}" if ln else ">" for ln in inner.split("\n")) + "\n")
             if name in _BLOCK_TAGS:
@@ -249,12 +260,55 @@ def html_to_text(markup: str) -> str:
             continue
         if child.name in _BLOCK_TAGS:
             buffers[-1].append("\n")
+        opens_quote = child.name == "blockquote" and len(buffers) <= _MAX_QUOTE_DEPTH
         if child.name == "pre":
             pre += 1
-        elif child.name == "blockquote":
+        elif opens_quote:
             buffers.append([])
-        stack.append((child, iter(child.contents)))
+        stack.append((child, iter(child.contents), opens_quote))
     return _tidy(_SPACES.sub(" ", "".join(buffers[0])))
+
+
+def _crude_html_to_text(markup: str) -> str:
+    """HTML with more tags than BeautifulSoup reads in reasonable time (it builds an object per
+    tag: 200,000 nested <div>s took 4-8 s): text between tags, a line break for block tags,
+    non-content elements dropped. One pass with str.find, linear on any input; no quote levels."""
+    out: list[str] = []
+    pos, n, skipping = 0, len(markup), ""
+    while pos < n:
+        lt = markup.find("<", pos)
+        lt = n if lt < 0 else lt
+        if not skipping and lt > pos:
+            out.append(_WHITESPACE.sub(" ", markup[pos:lt]))
+        if lt >= n:
+            break
+        if markup.startswith("<!--", lt):
+            end = markup.find("-->", lt + 4)
+            pos = n if end < 0 else end + 3
+            continue
+        after = markup[lt + 1:lt + 2]
+        if not (after.isascii() and (after.isalpha() or after in "/!?")):
+            if not skipping:
+                out.append("<")  # "a < b": text, not a tag
+            pos = lt + 1
+            continue
+        gt = markup.find(">", lt + 1)
+        if gt < 0:  # a lone "<": the rest is text
+            if not skipping:
+                out.append(_WHITESPACE.sub(" ", markup[lt:]))
+            break
+        pos = gt + 1
+        tag = _TAG_NAME.match(markup, lt + 1, gt)
+        if not tag:
+            continue
+        closing, name = tag.group(1) == "/", tag.group(2).lower()
+        if skipping:
+            skipping = "" if closing and name == skipping else skipping
+        elif not closing and name in _DROP_TAGS and not markup.startswith("/", gt - 1):
+            skipping = name
+        elif name in _BLOCK_TAGS or name == "br":
+            out.append("\n")
+    return _tidy(_SPACES.sub(" ", html.unescape("".join(out))))
 
 
 def is_forward(subject: str | None, text: str) -> bool:
@@ -323,29 +377,44 @@ def parse_email(raw: bytes, received_at: datetime, detector: LanguageDetector, l
     if b"\x00" in raw[:_header_block_end(raw)]:
         raise EmailError("not an email: binary data in the header block")
 
-    # policy.default parses every part's headers as it goes (~0.1 ms each): a message of 100,000
-    # empty parts would cost a worker half a minute. Past that many boundary-like lines, and when
-    # the stdlib's structured header parser crashes (it has bugs on malformed input), the message
-    # is read with the lenient, fast compat32 policy instead.
+    # policy.default parses every part's headers as it goes, again on every access (~0.1 ms per
+    # header, more per parameter and per nesting level): a message of 100,000 empty parts, of
+    # thousands of Content-Type parameters or of hundreds of nested parts would cost a worker
+    # minutes. Past those counts, and when the stdlib's structured header parser crashes (it has
+    # bugs on malformed input), the message is read with the lenient, fast compat32 policy instead.
+    # Both parse a Content-Type parameter list in quadratic time, so an absurdly long one is cut
+    # first, as is everything past 20,000 boundary lines (only 1,000 parts are read anyway); and
+    # when even compat32 cannot read the structure (nesting past Python's recursion limit) the
+    # body is read as plain text rather than the message refused. Each cut is named in `defects`.
+    original = raw
+    raw, mime_params, cut, unusual = _tame_mime_fields(raw)
+    too_many = _nth(raw, b"\n--", _MAX_READ_BOUNDARY_LINES)
+    if too_many >= 0:  # only _MAX_PARTS leaf parts are read anyway; parsing the rest costs seconds per MB
+        raw, cut = raw[:too_many + 1], True
     extracted: _Extracted | None = None
-    if raw.count(b"\n--") <= _MAX_BOUNDARY_LINES:
+    fallback = ("TooManyParts" if raw.count(b"\n--") > _MAX_BOUNDARY_LINES
+                else "TooManyMimeParameters" if mime_params > _MAX_MIME_PARAMS
+                else "TooManyNestedParts" if _count_upto(_CONTAINER, raw, _MAX_CONTAINERS + 1) > _MAX_CONTAINERS
+                else "UnusualMimeHeader" if unusual
+                else "")
+    if not fallback:
         try:
             extracted = _extract(BytesParser(policy=policy.default).parsebytes(raw), limits)
         except EmailError:
             raise
         except Exception:  # degrade to compat32, below
             fallback = "StdlibHeaderParserError"
-    else:
-        fallback = "TooManyParts"
     if extracted is None:
         try:
             extracted = _extract(BytesParser(policy=policy.compat32).parsebytes(raw), limits)
         except EmailError:
             raise
-        except Exception as exc:  # compat32 failed too: nothing more to try
-            raise EmailError("malformed message: the MIME structure could not be read") from exc
-        extracted = replace(extracted, defects=tuple(sorted({*extracted.defects, fallback}))[:_MAX_DEFECTS])
-    return _build(extracted, raw, received_at, detector)
+        except Exception:  # compat32 failed too (e.g. RecursionError): the body as plain text
+            extracted, fallback = _flat(raw), f"{fallback} MimeStructureUnreadable"
+    noted = set(fallback.split()) | ({"OversizedMimeStructure"} if cut else set())
+    if noted:
+        extracted = replace(extracted, defects=tuple(sorted({*extracted.defects, *noted}))[:_MAX_DEFECTS])
+    return _build(extracted, original, received_at, detector)
 
 
 # ---- internals: extraction -----------------------------------------------------------------------
@@ -375,7 +444,7 @@ class _Extracted:
     defects: tuple[str, ...]
 
 
-def _extract(msg: Message, limits: EmailLimits) -> _Extracted:
+def _headers(msg: Message) -> tuple[dict[str, str], list[str]]:
     headers: dict[str, str] = {}
     to_values: list[str] = []
     for name, value in msg.raw_items():
@@ -386,6 +455,11 @@ def _extract(msg: Message, limits: EmailLimits) -> _Extracted:
             to_values.append(value)
     if not _EMAIL_HEADERS.intersection(headers):
         raise EmailError("not an email: no message headers found")
+    return headers, to_values
+
+
+def _extract(msg: Message, limits: EmailLimits) -> _Extracted:
+    headers, to_values = _headers(msg)
     walk = _Walk(limits)
     _walk(msg, walk, depth=0, want_text=True)
     pieces = [t for t in walk.texts if t.strip()]
@@ -395,6 +469,62 @@ def _extract(msg: Message, limits: EmailLimits) -> _Extracted:
     return _Extracted(headers=headers, to_values=tuple(to_values), content_type=msg.get_content_type(),
                       full_text=clean_text(full, max_chars=MAX_TEXT_CHARS), attachments=tuple(walk.attachments),
                       omitted=walk.omitted, defects=tuple(sorted(defects))[:_MAX_DEFECTS])
+
+
+def _flat(raw: bytes) -> _Extracted:
+    """The last resort for a message whose MIME structure no parser can read: its top-level
+    headers, and everything after them as plain text without boundary and part-header lines."""
+    headers, to_values = _headers(BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True))
+    end = _header_block_end(raw)
+    body = decode_bytes(raw[end:], None)
+    lines = [ln for ln in body.replace("\r\n", "\n").split("\n") if not _MIME_LINE.match(ln)]
+    return _Extracted(headers=headers, to_values=tuple(to_values), content_type="text/plain",
+                      full_text=clean_text("\n".join(lines), max_chars=MAX_TEXT_CHARS), attachments=(), omitted=0,
+                      defects=())
+
+
+def _tame_mime_fields(raw: bytes) -> tuple[bytes, int, bool, bool]:
+    """Look at every Content-Type / -Disposition / -Transfer-Encoding field (at any MIME level):
+    count their parameters, cut one longer than _MAX_MIME_FIELD bytes at a ';' (keeping its head,
+    where the type, boundary and charset are), and tell whether one is not plain `type/sub;
+    name=value` syntax. policy.default's parser takes a quarter of a second on 1 KB of junk there
+    (and recurses on nested parentheses), so such a message goes to compat32, which splits at ';'.
+    Returns (raw, parameters, whether a field was cut, whether one is unusual)."""
+    params, pieces, pos, unusual = 0, [], 0, False
+    for m in _MIME_FIELD.finditer(raw):
+        field = m.group(0)
+        if len(field) > _MAX_MIME_FIELD:
+            head = field[:_MAX_MIME_FIELD]
+            semi = head.rfind(b";")
+            field = (head[:semi] if semi > 0 else head).rstrip(b"\r\n \t")
+            pieces += [raw[pos:m.start()], field]
+            pos = m.end()
+        params += field.count(b";")
+        if not unusual:
+            value = _FOLD.sub(b" ", field.split(b":", 1)[1])
+            unusual = _SANE_MIME_VALUE.fullmatch(value) is None
+    if not pieces:
+        return raw, params, False, unusual
+    return b"".join([*pieces, raw[pos:]]), params, True, unusual
+
+
+def _nth(data: bytes, needle: bytes, n: int) -> int:
+    """Index of the n-th occurrence of needle in data, or -1."""
+    pos = -1
+    for _ in range(n):
+        pos = data.find(needle, pos + 1)
+        if pos < 0:
+            return -1
+    return pos
+
+
+def _count_upto(pattern: re.Pattern[bytes], data: bytes, limit: int) -> int:
+    n = 0
+    for _ in pattern.finditer(data):
+        n += 1
+        if n >= limit:
+            break
+    return n
 
 
 def _walk(part: Message, walk: _Walk, depth: int, want_text: bool) -> None:
@@ -493,7 +623,7 @@ def _serialize(part: Message) -> bytes:
         inner = part.get_payload()
         target = inner[0] if isinstance(inner, list) and len(inner) == 1 and part.get_content_type() in (
             "message/rfc822", "message/global") else part
-        return target.as_bytes()
+        return target.as_bytes(policy=_AS_WRITTEN)
     except Exception:  # serialising a malformed part: its size is all we want
         try:
             return part.as_string().encode("utf-8", "replace")
@@ -880,9 +1010,34 @@ def _outlook_header_at(lines: list[str], i: int) -> bool:
 
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Outlook .msg and other OLE compound files
+
+
+class _AsWrittenPolicy(policy.Compat32):
+    """Writes every header as it was parsed. Both stdlib policies refold headers when writing, in
+    quadratic time on a long one (a forwarded message with a 0.4 MB To: took minutes); an
+    attachment's size and hash need no refolding."""
+
+    def fold(self, name: str, value: Any) -> str:
+        return f"{name}: {value}{self.linesep}"
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        return self.fold(name, value).encode("utf-8", "surrogateescape")
+
+
+_AS_WRITTEN = _AsWrittenPolicy()
+_MIME_FIELD = re.compile(rb"^content-(?:type|disposition|transfer-encoding)[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*",
+                         re.I | re.M)
+_FOLD = re.compile(rb"\r?\n(?=[ \t])|\r$")
+_MIME_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_SANE_MIME_VALUE = re.compile(  # type[/subtype] then ; name=value (a token, or a quoted string) pairs
+    rb"[ \t]*" + _MIME_TOKEN + rb"(?:/" + _MIME_TOKEN + rb")?[ \t]*"
+    rb"(?:;[ \t]*(?:" + _MIME_TOKEN + rb"[ \t]*=[ \t]*(?:\"(?:[^\"\\\r\n]|\\.)*\"|[^;\s\"]*)[ \t]*)?)*[ \t]*")
+_CONTAINER = re.compile(rb"^content-type[ \t]*:[ \t\r\n]*\"?(?:multipart|message)/", re.I | re.M)
+_MIME_LINE = re.compile(r"\s*(?:--\S*\s*$|content-[\w-]+\s*:|mime-version\s*:)", re.I)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WHITESPACE = re.compile(r"\s+")
 _SPACES = re.compile(r"[ \t\u00a0]{2,}")
+_TAG_NAME = re.compile(r"(/?)([A-Za-z][\w:-]*)")
 _XML_DECL = re.compile(r"<\?xml[^>]{0,500}>", re.I)
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,75})\?([qQbB])\?([^?\s]{0,2000})\?=")
 _ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"\\]{1,64}@[^\s@<>()\[\],;:\"\\]{1,253}")

@@ -53,6 +53,10 @@ def verified_form(request: Request, auth: TwilioAuth) -> MultiDict[str, str]:
     if not signature_ok(auth.auth_token, url, params, request.headers.get("X-Twilio-Signature"),
                         request.headers.get("X-Twilio-Webhooks-Signature-Settings")):
         raise BadWebhook(403, "invalid or missing X-Twilio-Signature")
+    # No Twilio parameter means a NUL, and PostgreSQL text cannot hold one (a 500, and the contact
+    # lost to retries): drop them here, once, after the signature (which covers what was sent).
+    if any("\x00" in k or "\x00" in v for k, v in params.items(multi=True)):
+        params = MultiDict([(k.replace("\x00", ""), v.replace("\x00", "")) for k, v in params.items(multi=True)])
     return params
 
 

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 TERMINAL_STATUSES = frozenset({"completed", "no-answer", "busy", "failed", "canceled"})
 MISSED_STATUSES = frozenset({"no-answer", "busy", "failed", "canceled"})
 CHOICES = {"1": "en", "2": "es", "3": "interpreter", "9": "crisis"}
+MAX_SID_CHARS = 64  # CallSid / RecordingSid columns; Twilio's SIDs are 34 characters
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,9 @@ def make_blueprint(cfg: VoiceConfig, auth: TwilioAuth, store: Store, sink: Sink,
                 sid = (params.get("CallSid") or "").strip()
                 if not sid:
                     raise BadWebhook(400, "missing required parameter 'CallSid'")
+                if len(sid) > MAX_SID_CHARS:  # Twilio's are 34; the calls table keys on at most 64
+                    raise BadWebhook(400, f"parameter 'CallSid' is too long ({len(sid)} characters; "
+                                          f"at most {MAX_SID_CHARS})")
             except BadWebhook as err:
                 if err.status == 403:
                     log.warning("voice webhook %s refused: invalid or missing signature", request.path)
@@ -317,13 +321,13 @@ def make_blueprint(cfg: VoiceConfig, auth: TwilioAuth, store: Store, sink: Sink,
         return voicemail_twiml(cfg, "und")
 
     def recorded(params: Mapping[str, str], now: datetime) -> str:
-        store.call_touch(params["CallSid"], now, recording_sid=params.get("RecordingSid") or None,
+        store.call_touch(params["CallSid"], now, recording_sid=_recording_sid(params),
                          recording_url=params.get("RecordingUrl") or None,
                          recording_duration=_int(params.get("RecordingDuration")))
         return thanks_twiml(cfg, request.args.get("lang", "en"))
 
     def recording(params: Mapping[str, str], now: datetime) -> str:
-        store.call_touch(params["CallSid"], now, recording_sid=params.get("RecordingSid") or None,
+        store.call_touch(params["CallSid"], now, recording_sid=_recording_sid(params),
                          recording_url=params.get("RecordingUrl") or None,
                          recording_duration=_int(params.get("RecordingDuration")))
         finalise_call(store, sink, detector, params["CallSid"], now)
@@ -334,7 +338,7 @@ def make_blueprint(cfg: VoiceConfig, auth: TwilioAuth, store: Store, sink: Sink,
         text = params.get("TranscriptionText") or ""
         status = (params.get("TranscriptionStatus") or ("completed" if text else "failed"))[:16]
         store.call_touch(sid, now, transcript=text or None, transcription_status=status,
-                         recording_sid=params.get("RecordingSid") or None)
+                         recording_sid=_recording_sid(params))
         call = store.call_get(sid)
         if call and call.get("finalised_at") and call.get("signal_id") and text:
             # The call became a signal before its transcript came: add it and look again.
@@ -359,8 +363,14 @@ def make_blueprint(cfg: VoiceConfig, auth: TwilioAuth, store: Store, sink: Sink,
     return bp
 
 
+def _recording_sid(params: Mapping[str, str]) -> str | None:
+    return (params.get("RecordingSid") or "").strip()[:MAX_SID_CHARS] or None
+
+
 def _int(value: str | None) -> int | None:
+    """A whole number that fits an INTEGER column, else None (a huge one would be a 500)."""
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is None or 0 <= number < 2**31 else None

@@ -1055,7 +1055,10 @@ def make_blueprint(config: WebformConfig, sink: Sink, detector: LanguageDetector
             return api_errors(415, {"body": t(lang)["errors"]["content_type"]})
         if body_too_big():
             return too_large(lang, api=True)
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # nested thousands deep: the stdlib parser gives up, and it is not a tip
+            data = None
         if not isinstance(data, dict):
             return api_errors(400, {"body": t(lang)["errors"]["json"]})
         errors: dict[str, str] = {}
