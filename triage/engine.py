@@ -96,8 +96,8 @@ class Ruleset:
     _prefilter: Any = field(default=None, repr=False)
     _always: tuple[int, ...] = field(default=(), repr=False)
     # The learned second opinion (None: rules alone) and the rules that argue against crisis
-    # (negative weight: negation, informational question, the past, safe now), which stop the
-    # model from raising a crisis.
+    # (negative weight: negation, informational question, the past, safe now); when one fires,
+    # the model needs a much higher probability to raise a crisis (Blend.crisis_vetoed).
     model: Model | None = None
     against_crisis: frozenset[str] = frozenset()
 
@@ -207,7 +207,8 @@ def load_ruleset(rules_dir: Path | None = None, *, model_file: Path | None = Non
     """Read every *.yaml under rules_dir; raise RuleError naming file, rule and problem.
 
     Also loads the learned model (model_file, default the packaged triage/model file) unless
-    with_model is False; an unusable model file raises learned.ModelError naming the file.
+    with_model is False; an unusable model file raises ModelFileError (a RuleError and a
+    learned.ModelError) naming the file.
     """
     rules_dir = rules_dir or default_rules_dir()
     files = sorted(rules_dir.glob("*.yaml"))
