@@ -157,7 +157,9 @@ def test_stop_then_reply_attempt_sends_nothing_and_start_allows_it_again(client,
 
 def test_a_burst_is_one_conversation_triaged_once_then_upgraded_by_a_crisis(client, runtime):
     sender = "+15555550115"
-    for text in ("hi", "i work at a farm", "the boss", "keeps our passports", "we are not paid"):
+    # Wage theft alone: at risk. (With "keeps our passports" the learned model already calls the
+    # burst a crisis, P 0.30 over its 0.20 bar: over-escalation, which the hotline prefers.)
+    for text in ("hi", "i work at a farm", "the boss", "keeps our pay", "we are not paid"):
         post_signed(client, sms_params(text, from_=sender))
     drain(runtime)
     rows = runtime.store.recent_signals()
