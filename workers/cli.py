@@ -304,8 +304,8 @@ def triage(ctx: click.Context, jsonl: bool, rules_dir: str | None) -> None:
         sys.exit(2)
 
 
-@cli.command("eval", help="Score triage (rules + learned model) on a labelled JSONL corpus: per-class P/R/F1, crisis recall, "
-                          "macro-F1, urgency accuracy, confusion matrix.")
+@cli.command("eval", help="Score triage (rules + learned model) on a labelled JSONL corpus: per-class "
+                          "P/R/F1, crisis recall, macro-F1, urgency accuracy, confusion matrix.")
 @click.argument("corpus", type=click.Path(dir_okay=False))
 @click.option("--split", type=click.Choice(["dev", "test", "all"]), default="all", show_default=True,
               help="Which part of the corpus to score (items without a split count only for 'all').")
