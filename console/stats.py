@@ -52,6 +52,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, literal_column, select
@@ -107,7 +108,9 @@ def _utc_month(dialect: str, column: Any) -> ColumnElement[Any]:
     if dialect == "postgresql":
         # timestamptz -> wall time in UTC, whatever the session's TimeZone.
         return func.to_char(func.timezone(literal_column("'UTC'"), column), literal_column("'YYYY-MM'"))
-    raise NotImplementedError(f"month grouping is written for sqlite and postgresql, not {dialect}")
+    # Any other database: EXTRACT, which SQLAlchemy compiles for every dialect; values are stored
+    # in UTC (UTCDateTime), so year and month are UTC's. YYYYMM as a number, labelled YYYY-MM.
+    return func.extract("year", column) * 100 + func.extract("month", column)
 
 
 def _dimension_columns(dialect: str) -> dict[str, ColumnElement[Any]]:
@@ -134,6 +137,8 @@ def _dimension_columns(dialect: str) -> dict[str, ColumnElement[Any]]:
 def _label(dimension: str, value: Any) -> str:
     if dimension == "minor_involved":
         return "yes" if value else "no"
+    if dimension == "month" and isinstance(value, int | float | Decimal):
+        return f"{int(value) // 100:04d}-{int(value) % 100:02d}"
     if value is None or (isinstance(value, str) and not value.strip()):
         return UNKNOWN
     return str(value)

@@ -465,3 +465,23 @@ def test_hostile_labels_come_out_escaped_in_svg_and_inert_in_csv(runtime):
     values = {row["value"] for row in parse_csv(to_csv(tables))}
     assert {"'=cmd|'/C calc", "'=1+1", "<script>x", "<script>"} <= values
     assert not any(v.startswith(("=", "+", "-", "@")) for v in values)
+
+
+@pytest.mark.parametrize(("received", "month"), [
+    (datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC), "2026-01"),
+    (datetime.fromisoformat("2026-01-31T23:30:00-05:00"), "2026-02"),
+    (datetime(2026, 12, 1, 0, 0, 0, tzinfo=UTC), "2026-12"),
+])
+def test_month_grouping_on_any_other_database_uses_extract_and_reads_the_same(runtime, received, month):
+    from sqlalchemy import select, text
+
+    from console.stats import _label, _utc_month
+    from intake.store import signals
+
+    store_contacts(runtime, [Contact(received)])
+    engine = runtime.store.engine
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET TIME ZONE 'UTC'"))  # what a database storing naive UTC reads
+        [value] = conn.execute(select(_utc_month("generic", signals.c.received_at))).scalars().all()
+    assert _label("month", value) == month
