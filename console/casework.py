@@ -129,10 +129,9 @@ class Casework:
             })
         return out
 
-    def queue_counts(self) -> dict[str, dict[str, int]]:
+    def queue_counts(self, now: datetime) -> dict[str, dict[str, int]]:
         """Per queue: open, acknowledged, breached (past deadline and not acknowledged)."""
         out: dict[str, dict[str, int]] = {}
-        now = datetime.now().astimezone()
         with self.engine.connect() as conn:
             for r in conn.execute(select(cases.c.queue, cases.c.status, cases.c.deadline)
                                   .where(cases.c.status.in_(OPEN_STATUSES))):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -61,8 +62,12 @@ class UserStore:
         self.lockout = timedelta(minutes=lockout_minutes)
         self.min_password_length = min_password_length
         self.hasher = hasher or PasswordHasher()
-        # Verified against when the username is unknown, so both take the same time.
-        self._dummy = self.hasher.hash(uuid.uuid4().hex)
+
+    @functools.cached_property
+    def _dummy(self) -> str:
+        """Verified against when the username is unknown, so both take the same time (made on the
+        first login, not at start-up: an argon2 hash costs tens of milliseconds)."""
+        return self.hasher.hash(uuid.uuid4().hex)
 
     def audit(self, conn: Any, now: datetime, actor: str, action: str, **detail: Any) -> None:
         conn.execute(insert(audit_log).values(id=uuid.uuid4().hex, at=now, actor=actor, action=action,

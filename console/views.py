@@ -79,6 +79,21 @@ def _mac(key: str, *parts: str) -> str:
                     hashlib.sha256).hexdigest()
 
 
+def stats_page(deps: ConsoleDeps, since: date | None, until: date | None, **context: Any) -> str:
+    """The statistics page (console and public): suppressed tables and their charts."""
+    threshold = deps.config.suppression_threshold
+    tables = stats_mod.statistics(deps.casework.engine, since, until, threshold)
+    charts = {d: stats_mod.bar_chart_svg(t, d.replace("_", " ")) for d, t in tables.items()}
+    return render_template("console/stats.html", tables=tables, charts=charts, since=since, until=until,
+                           threshold=threshold, **context)
+
+
+def stats_csv_response(deps: ConsoleDeps, since: date | None, until: date | None, filename: str) -> Response:
+    tables = stats_mod.statistics(deps.casework.engine, since, until, deps.config.suppression_threshold)
+    return Response(stats_mod.to_csv(tables), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename={filename}"})
+
+
 def make_blueprint(deps: ConsoleDeps) -> Blueprint:
     cfg = deps.config
     cw = deps.casework
@@ -227,8 +242,9 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
     @requires("queues.view")
     def queues(team: str | None = None) -> str:
         team = queue_arg(team)
-        rows = cw.queue(team, deps.now(), cfg.amber_fraction)
-        return render_template("console/queues.html", team=team, rows=rows, counts=cw.queue_counts(),
+        now = deps.now()
+        rows = cw.queue(team, now, cfg.amber_fraction)
+        return render_template("console/queues.html", team=team, rows=rows, counts=cw.queue_counts(now),
                                refresh=cfg.refresh_seconds)
 
     @bp.get("/api/queues")
@@ -240,17 +256,19 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
 
     # ---- a case ----------------------------------------------------------------------------------
 
-    @bp.get("/cases/<number>")
-    @requires("case.view")
-    def case_page(number: str) -> Response:
-        number = case_number(number)
+    def case_response(number: str, contact: list[dict[str, Any]] | None = None, notice: str | None = None,
+                      error: str | None = None, status: int = 200) -> Response:
         try:
             detail = cw.detail(number, deps.now(), cfg.amber_fraction)
         except LookupError:
             abort(404)
-        return Response(render_template(
-            "console/case.html", case=detail, contact=None, notice=NOTICES.get(request.args.get("done", "")),
-            error=None, categories=CATEGORIES, urgencies=URGENCIES)) if detail else abort(404)
+        return Response(render_template("console/case.html", case=detail, contact=contact, notice=notice,
+                                        error=error, categories=CATEGORIES, urgencies=URGENCIES), status=status)
+
+    @bp.get("/cases/<number>")
+    @requires("case.view")
+    def case_page(number: str) -> Response:
+        return case_response(case_number(number), notice=NOTICES.get(request.args.get("done", "")))
 
     @bp.get("/api/cases/<number>")
     @requires("case.view")
@@ -266,11 +284,9 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
         number = case_number(number)
         try:
             contact = cw.contact(number, actor(), deps.now())
-            detail = cw.detail(number, deps.now(), cfg.amber_fraction)
         except LookupError:
             abort(404)
-        return Response(render_template("console/case.html", case=detail, contact=contact, notice=None,
-                                        error=None, categories=CATEGORIES, urgencies=URGENCIES))
+        return case_response(number, contact=contact)
 
     def act(number: str, fn: Callable[[str], str]) -> Response:
         number = case_number(number)
@@ -279,13 +295,7 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
         except LookupError:
             abort(404)
         except (CaseActionError, ValueError) as exc:
-            try:
-                detail = cw.detail(number, deps.now(), cfg.amber_fraction)
-            except LookupError:
-                abort(404)
-            return Response(render_template("console/case.html", case=detail, contact=None, notice=None,
-                                            error=str(exc), categories=CATEGORIES, urgencies=URGENCIES),
-                            status=400)
+            return case_response(number, error=str(exc), status=400)
         return back_to_case(number, notice)
 
     @bp.post("/cases/<number>/status")
@@ -382,7 +392,8 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
             for job in Job.fetch_many(ids, connection=q.connection, serializer=q.serializer):
                 if job is None:
                     continue
-                exc = (job.latest_result().exc_string if job.latest_result() else job.exc_info) or ""
+                result = job.latest_result()
+                exc = (result.exc_string if result else job.exc_info) or ""
                 last = [ln for ln in exc.strip().splitlines() if ln.strip()][-1:] or [""]
                 # Only the exception's type: its message could quote data.
                 out.append({"id": job.id, "queue": q.name, "function": job.func_name,
@@ -395,7 +406,7 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
     def dashboard() -> str:
         now = deps.now()
         see_cases = allowed(g.user.role, "case.view")
-        return render_template("console/dashboard.html", counts=cw.queue_counts(),
+        return render_template("console/dashboard.html", counts=cw.queue_counts(now),
                                crises=cw.unacknowledged_crises(now), breaches=cw.breaches(now),
                                jobs=failed_jobs(), see_cases=see_cases, refresh=cfg.refresh_seconds)
 
@@ -457,21 +468,16 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
     @requires("stats.view")
     def stats() -> str:
         since, until = period()
-        tables = stats_mod.statistics(cw.engine, since, until, cfg.suppression_threshold)
-        charts = {d: stats_mod.bar_chart_svg(t, d.replace("_", " ")) for d, t in tables.items()}
-        return render_template("console/stats.html", tables=tables, charts=charts, since=since, until=until,
-                               threshold=cfg.suppression_threshold, public=False)
+        return stats_page(deps, since, until, public=False)
 
     @bp.get("/stats.csv")
     @requires("stats.view")
     def stats_csv() -> Response:
         since, until = period()
-        tables = stats_mod.statistics(cw.engine, since, until, cfg.suppression_threshold)
         with cw.engine.begin() as conn:
             deps.users.audit(conn, deps.now(), actor(), "stats_exported",
                              since=since.isoformat() if since else None, until=until.isoformat() if until else None)
-        return Response(stats_mod.to_csv(tables), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=hotline-statistics.csv"})
+        return stats_csv_response(deps, since, until, "hotline-statistics.csv")
 
     # ---- users -------------------------------------------------------------------------------------
 
@@ -562,13 +568,9 @@ def make_public_stats_blueprint(deps: ConsoleDeps) -> Blueprint:
         if isinstance(period, Response):
             return period
         since, until = period_bounds(period)
-        tables = stats_mod.statistics(deps.casework.engine, since, until, cfg.suppression_threshold)
-        charts = {d: stats_mod.bar_chart_svg(t, d.replace("_", " ")) for d, t in tables.items()}
-        return Response(render_template(
-            "console/stats.html", tables=tables, charts=charts, since=since, until=until, period=period,
-            periods=completed_periods(deps.now().date()), threshold=cfg.suppression_threshold, public=True,
-            current_user=None, can=lambda _p: False, teams={}, service_name=cfg.service_name,
-            csrf_token=lambda: ""))
+        return Response(stats_page(deps, since, until, period=period, periods=completed_periods(deps.now().date()),
+                                   public=True, current_user=None, can=lambda _p: False, teams={},
+                                   service_name=cfg.service_name, csrf_token=lambda: ""))
 
     @bp.get("/stats.csv")
     def public_stats_csv() -> Response:
@@ -576,12 +578,6 @@ def make_public_stats_blueprint(deps: ConsoleDeps) -> Blueprint:
         if isinstance(period, Response):
             return period
         since, until = period_bounds(period)
-        tables = stats_mod.statistics(deps.casework.engine, since, until, cfg.suppression_threshold)
-        return Response(stats_mod.to_csv(tables), mimetype="text/csv",
-                        headers={"Content-Disposition": f"attachment; filename=hotline-statistics-{period}.csv"})
+        return stats_csv_response(deps, since, until, f"hotline-statistics-{period}.csv")
 
     return bp
-
-
-def session_lifetimes(session_minutes: int, idle_minutes: int) -> tuple[timedelta, timedelta]:
-    return timedelta(minutes=session_minutes), timedelta(minutes=idle_minutes)

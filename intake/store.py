@@ -631,19 +631,27 @@ class Store:
             )
         return number
 
-    def _apply_plan(self, conn: Any, case_id: str, number: str, plan: CasePlan, now: datetime, opened: bool,
-                    escalated: bool, signal_id: str) -> None:
+    @staticmethod
+    def _merge_plan(conn: Any, case_id: str, plan: CasePlan, replace_checks: bool) -> list[dict[str, Any]]:
+        """Add the plan's protocol steps the case lacks and, with `replace_checks`, put the plan's
+        SLA checks in place of the pending ones (a point already done is not redone). Returns the
+        steps added."""
         have = {(r.protocol, r.step_id) for r in conn.execute(
             select(case_steps.c.protocol, case_steps.c.step_id).where(case_steps.c.case_id == case_id))}
-        for step in plan.steps:
-            if (step["protocol"], step["step_id"]) not in have:
-                conn.execute(insert(case_steps).values(case_id=case_id, **step))
-        if opened or escalated:
+        added = [s for s in plan.steps if (s["protocol"], s["step_id"]) not in have]
+        for step in added:
+            conn.execute(insert(case_steps).values(case_id=case_id, **step))
+        if replace_checks:
             conn.execute(sla_checks.delete().where(sla_checks.c.case_id == case_id, sla_checks.c.done_at.is_(None)))
             done = {r.point for r in conn.execute(select(sla_checks.c.point).where(sla_checks.c.case_id == case_id))}
             for point, due in plan.checks:
                 if point not in done:
                     conn.execute(insert(sla_checks).values(case_id=case_id, point=point, due_at=due))
+        return added
+
+    def _apply_plan(self, conn: Any, case_id: str, number: str, plan: CasePlan, now: datetime, opened: bool,
+                    escalated: bool, signal_id: str) -> None:
+        self._merge_plan(conn, case_id, plan, replace_checks=opened or escalated)
         action = "opened" if opened else "escalated" if escalated else "linked"
         conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=case_id, at=now, actor=plan.actor,
                                                 action=action, detail={"signal_id": signal_id}))
@@ -672,19 +680,7 @@ class Store:
             row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
             if row is None:
                 raise LookupError(f"no case {case_id}")
-            have = {(r.protocol, r.step_id) for r in conn.execute(
-                select(case_steps.c.protocol, case_steps.c.step_id).where(case_steps.c.case_id == case_id))}
-            added = [s for s in plan.steps if (s["protocol"], s["step_id"]) not in have]
-            for step in added:
-                conn.execute(insert(case_steps).values(case_id=case_id, **step))
-            if row.status == "open":
-                conn.execute(sla_checks.delete().where(sla_checks.c.case_id == case_id,
-                                                       sla_checks.c.done_at.is_(None)))
-                done = {r.point for r in conn.execute(select(sla_checks.c.point)
-                                                      .where(sla_checks.c.case_id == case_id))}
-                for point, due in plan.checks:
-                    if point not in done:
-                        conn.execute(insert(sla_checks).values(case_id=case_id, point=point, due_at=due))
+            added = self._merge_plan(conn, case_id, plan, replace_checks=row.status == "open")
             conn.execute(insert(case_events).values(
                 id=uuid.uuid4().hex, case_id=case_id, at=now, actor=plan.actor, action="replanned",
                 detail={"steps_added": [f"{s['protocol']}/{s['step_id']}" for s in added]}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from intake.store import CaseLink, CasePlan, CaseRow
 from routing.cases import new_case_id, new_case_number
 from routing.escalation import action_for, checkpoints
 from routing.events import routing_key
-from routing.protocols import plan_steps, resolve_state
+from routing.protocols import PlannedStep, plan_steps, resolve_state
 from routing.router import Route, route
 from triage.engine import analysed_text, classify, classify_conversation
 from triage.result import TriageResult, severity
@@ -89,13 +90,18 @@ def _triage_row(result: TriageResult, state: str | None, state_source: str) -> d
     }
 
 
+def _step_rows(steps: Sequence[PlannedStep]) -> tuple[dict[str, Any], ...]:
+    """Protocol steps as case_steps rows."""
+    return tuple({"protocol": s.protocol, "step_id": s.step_id, "agency": s.agency, "action": s.action,
+                  "due_at": s.due_at, "consent": s.consent} for s in steps)
+
+
 def _plan(rt: Runtime, signal: Signal, result: TriageResult, r: Route, state: str | None, deadline: datetime,
           now: datetime) -> CasePlan:
     steps = plan_steps(rt.protocols, result.category, result.indicators.minor_involved,
                        result.indicators.trafficking_type, state, now)
     return CasePlan(
-        steps=tuple({"protocol": s.protocol, "step_id": s.step_id, "agency": s.agency, "action": s.action,
-                     "due_at": s.due_at, "consent": s.consent} for s in steps),
+        steps=_step_rows(steps),
         checks=tuple(checkpoints(now, deadline, result.urgency, rt.escalation)),
         event=route_event(signal, result, r, state, now),
     )
@@ -230,8 +236,7 @@ def replan_case(rt: Runtime, case_id: str, actor: str, now: datetime | None = No
     ttype = next((t for t in ("both", "sex", "labor", "none") if t in ttypes), "unknown")
     steps = plan_steps(rt.protocols, case.category, minor, ttype, state, now)
     plan = CasePlan(
-        steps=tuple({"protocol": s.protocol, "step_id": s.step_id, "agency": s.agency, "action": s.action,
-                     "due_at": s.due_at, "consent": s.consent} for s in steps),
+        steps=_step_rows(steps),
         checks=tuple(checkpoints(now, case.deadline, case.urgency, rt.escalation)),
         actor=actor,
     )

@@ -7,26 +7,35 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from intake.store import CaseRow
+
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 MAX_REPLY_CHARS = 1600
+MAX_EMAIL_REPLY_CHARS = 20_000
 
 
 class ReplyRefused(ValueError):
     """The reply cannot be sent (unknown case, opted out, empty); the message says why."""
 
 
-def send_sms_reply(rt: Runtime, case_number: str, text: str, author: str) -> dict[str, str | None]:
+def _checked(rt: Runtime, case_number: str, text: str, limit: int) -> tuple[str, CaseRow]:
+    """The reply's text, stripped, and its case; ReplyRefused when either will not do."""
     text = (text or "").strip()
     if not text:
         raise ReplyRefused("the reply is empty")
-    if len(text) > MAX_REPLY_CHARS:
-        raise ReplyRefused(f"the reply is {len(text)} characters; the limit is {MAX_REPLY_CHARS}")
+    if len(text) > limit:
+        raise ReplyRefused(f"the reply is {len(text)} characters; the limit is {limit}")
     case = rt.store.case_by_number(case_number)
     if case is None:
         raise ReplyRefused(f"no case {case_number}")
+    return text, case
+
+
+def send_sms_reply(rt: Runtime, case_number: str, text: str, author: str) -> dict[str, str | None]:
+    text, case = _checked(rt, case_number, text, MAX_REPLY_CHARS)
     to = rt.store.latest_sender(case.id, "sms")
     if not to:
         raise ReplyRefused(f"case {case_number} has no texter to reply to")
@@ -61,14 +70,7 @@ def send_email_reply(rt: Runtime, case_number: str, text: str, author: str) -> d
 
     from .mailer import deliver
 
-    text = (text or "").strip()
-    if not text:
-        raise ReplyRefused("the reply is empty")
-    if len(text) > 20_000:
-        raise ReplyRefused(f"the reply is {len(text)} characters; the limit is 20000")
-    case = rt.store.case_by_number(case_number)
-    if case is None:
-        raise ReplyRefused(f"no case {case_number}")
+    text, case = _checked(rt, case_number, text, MAX_EMAIL_REPLY_CHARS)
     last = next((s.signal for s in reversed(rt.store.case_signals(case.id))
                  if s.signal.channel.value == "email" and s.signal.sender), None)
     if last is None:
