@@ -32,6 +32,7 @@ from .result import CATEGORIES, CATEGORY_SEVERITY, Category
 FORMAT = 1
 MODEL_FILE = "triage_model.npz"
 CHAR_NGRAMS = (2, 5)
+TEXT_NGRAMS = (1, 4)
 WORD_NGRAMS = (1, 2)
 # The model reads at most this much of a text: contacts are short (the longest corpus item is
 # under 500 characters) and this bounds the per-signal cost of a 1 MB paste. Rules read it all.
@@ -78,7 +79,17 @@ def word_ngrams(folded: str) -> list[str]:
     return words + [f"{a} {b}" for a, b in pairwise(words)]
 
 
-ANALYZERS = {"char_wb": char_ngrams, "word": word_ngrams}
+def text_ngrams(folded: str) -> list[str]:
+    """Character 1-4-grams across word boundaries, spaces collapsed: they see two-word cues
+    ("me aj", "t ta") and unsegmented scripts (Chinese, Japanese-style runs) that char_wb
+    n-grams inside one padded word cannot."""
+    text = " ".join(folded[:MAX_MODEL_CHARS].split())
+    lo, hi = TEXT_NGRAMS
+    size = len(text)
+    return [text[i: i + n] for n in range(lo, hi + 1) for i in range(size - n + 1)]
+
+
+ANALYZERS = {"char_wb": char_ngrams, "word": word_ngrams, "char": text_ngrams}
 
 
 # ---- the model --------------------------------------------------------------------------------
@@ -100,6 +111,9 @@ class Blend:
     weak_margin:  how close (in rule score) counts as "only just".
     override:     ... when the rules were confident (values above 1 mean never).
     minor:        P(minor involved) at or above which the minor indicator is raised.
+    crisis_confident: the crisis_raise bar when the rules were confident for another category
+                  (a DV victim safe at her sister's, a joke): texts full of danger words that the
+                  rules placed with certainty need more from the model than ones they could not place.
     """
 
     crisis_raise: float = 0.35
@@ -109,6 +123,7 @@ class Blend:
     weak_margin: float = 1.0
     override: float = 0.85
     minor: float = 0.6
+    crisis_confident: float = 0.35
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Blend:
@@ -303,6 +318,20 @@ def contributions(model: Model, folded: str, pred: Prediction, category: str, to
                 if j is not None:  # a bigram counts half for each of its two words
                     ids += (j, j)
                     owners += (wi, tokens[i + 1][1])
+    if "char" in vocabs:  # an n-gram belongs to the word it starts in (or the next one)
+        words = text.split()
+        owner_at: list[int] = []
+        for wi, w in enumerate(words):
+            owner_at += [wi] * len(w) + ([wi + 1] if wi + 1 < len(words) else [])
+        joined = " ".join(words)
+        vocab = vocabs["char"]
+        lo, hi = TEXT_NGRAMS
+        for n in range(lo, hi + 1):
+            for i in range(len(joined) - n + 1):
+                j = vocab.get(joined[i: i + n])
+                if j is not None:
+                    ids.append(j)
+                    owners.append(owner_at[i])
     if not ids:
         return []
     all_ids = np.asarray(ids, dtype=np.intp)
@@ -360,7 +389,8 @@ def combine(rule_category: Category, scores: Mapping[str, float], thresholds: Ma
     - A crisis from the rules stands: nothing lowers it.
     - The model raises crisis at a low probability (over-escalation is the cheaper error); when
       a rule that argues against crisis fired (negation, informational question, the past, a
-      joke, safe now) it needs a much higher one: those texts are where crisis words mislead.
+      joke, safe now) it needs a much higher one: those texts are where crisis words mislead;
+      when the rules placed the text confidently elsewhere, its own (tuned) bar.
     - Otherwise the rules decide when they are confident, and the model decides when they are
       silent or only just over a threshold, each with its own probability bar. Moving a verdict
       the rules reached to a less severe category (a tip about minors to "unrelated") always
@@ -370,14 +400,18 @@ def combine(rule_category: Category, scores: Mapping[str, float], thresholds: Ma
     if rule_category == "crisis" or not has_words:
         return Decision(rule_category, "rules", "", minor)
     p_crisis = pred.probs.get("crisis", 0.0)
-    bar = blend.crisis_vetoed if vetoed else blend.crisis_raise
+    strength = rules_strength(rule_category, scores, thresholds, blend.weak_margin)
+    if vetoed:
+        bar, said = blend.crisis_vetoed, " despite a rule against crisis"
+    elif strength == "confident":
+        bar, said = blend.crisis_confident, f" over confident rules for {rule_category}"
+    else:
+        bar, said = blend.crisis_raise, ""
     if p_crisis >= bar:
-        said = " despite a rule against crisis" if vetoed else ""
         return Decision("crisis", "model", f"P(crisis) {p_crisis:.2f} >= {bar:.2f}{said}", minor)
     top, p = pred.top(exclude=("crisis",))
     if top == rule_category:
         return Decision(rule_category, "rules", "", minor)
-    strength = rules_strength(rule_category, scores, thresholds, blend.weak_margin)
     if strength == "weak" and less_severe(top, rule_category):
         strength = "confident"
     bar = {"silent": blend.silent, "weak": blend.weak, "confident": blend.override}[strength]
