@@ -115,7 +115,7 @@ def _pred(**probs: float) -> Prediction:
 
 
 BLEND = Blend(crisis_raise=0.3, crisis_vetoed=0.9, silent=0.3, weak=0.5, weak_margin=1.0, override=0.9, minor=0.6,
-              crisis_confident=0.6)
+              crisis_confident=0.6, demote=0.7)
 
 COMBINE_CASES = [
     # (rule category, rule scores, prediction, vetoed, expected category, expected source)
@@ -132,7 +132,10 @@ COMBINE_CASES = [
     ("at_risk", {"at_risk": 6}, _pred(tip=0.6), False, "at_risk", "rules"),           # rules confident
     ("at_risk", {"at_risk": 6}, _pred(tip=0.92), False, "tip", "model"),              # model very sure
     ("tip", {"tip": 2}, _pred(unrelated=0.6), False, "tip", "rules"),                 # weak, but a demotion
-    ("tip", {"tip": 2}, _pred(unrelated=0.92), False, "unrelated", "model"),          # ... needs the override bar
+    ("tip", {"tip": 2}, _pred(unrelated=0.75), False, "unrelated", "model"),          # ... needs the demote bar
+    ("tip", {"tip": 6}, _pred(at_risk=0.65), False, "tip", "rules"),                  # confident: demote bar too
+    ("tip", {"tip": 6}, _pred(at_risk=0.75), False, "at_risk", "model"),              # ... which can be met
+    ("at_risk", {"at_risk": 6}, _pred(tip=0.75), False, "at_risk", "rules"),          # a promotion: override bar
     ("tip", {"tip": 2}, _pred(tip=0.9), False, "tip", "rules"),                       # agreement
 ]
 
@@ -169,7 +172,8 @@ def test_vectorised_tuning_agrees_with_combine():
     scores = [{CATEGORIES[r]: float(rng.choice([0.5, 1, 2, 2.5, 4]))} for r in rule_cat]
     cached = Cached(gold=rule_cat, rule_cat=rule_cat, has_words=rng.random(n) > 0.05,
                     vetoed=rng.random(n) > 0.8, probs=probs, scores=scores, thresholds=THRESHOLDS)
-    blends = (BLEND, Blend(0.1, 1.01, 0.0, 0.3, 0.5, 0.4, 0.5, 0.2), Blend(0.7, 0.5, 0.6, 0.8, 2.0, 1.01, 0.9, 0.9))
+    blends = (BLEND, Blend(0.1, 1.01, 0.0, 0.3, 0.5, 0.4, 0.5, 0.2, 0.5),
+              Blend(0.7, 0.5, 0.6, 0.8, 2.0, 1.01, 0.9, 0.9, 1.01))
     for blend in blends:
         fast = categories_for(cached, blend, _strength(cached, blend.weak_margin))
         for i in range(n):

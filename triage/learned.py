@@ -111,6 +111,9 @@ class Blend:
     weak_margin:  how close (in rule score) counts as "only just".
     override:     ... when the rules were confident (values above 1 mean never).
     minor:        P(minor involved) at or above which the minor indicator is raised.
+    demote:       the bar for moving a verdict the rules reached (weakly or confidently) to a LESS
+                  severe category (a tip to at_risk, an at_risk to unrelated): at least a majority
+                  by design, since under-triage is the costlier error.
     crisis_confident: the crisis_raise bar when the rules were confident for another category
                   (a DV victim safe at her sister's, a joke): texts full of danger words that the
                   rules placed with certainty need more from the model than ones they could not place.
@@ -124,6 +127,7 @@ class Blend:
     override: float = 0.85
     minor: float = 0.6
     crisis_confident: float = 0.35
+    demote: float = 0.85
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Blend:
@@ -393,8 +397,8 @@ def combine(rule_category: Category, scores: Mapping[str, float], thresholds: Ma
       when the rules placed the text confidently elsewhere, its own (tuned) bar.
     - Otherwise the rules decide when they are confident, and the model decides when they are
       silent or only just over a threshold, each with its own probability bar. Moving a verdict
-      the rules reached to a less severe category (a tip about minors to "unrelated") always
-      takes the override bar: under-triage is the costlier error.
+      the rules reached to a less severe category (a tip to at_risk) takes the demote bar, a
+      majority at least: under-triage is the costlier error.
     """
     minor = rules_minor or (has_words and pred.minor >= blend.minor)
     if rule_category == "crisis" or not has_words:
@@ -412,10 +416,11 @@ def combine(rule_category: Category, scores: Mapping[str, float], thresholds: Ma
     top, p = pred.top(exclude=("crisis",))
     if top == rule_category:
         return Decision(rule_category, "rules", "", minor)
-    if strength == "weak" and less_severe(top, rule_category):
-        strength = "confident"
-    bar = {"silent": blend.silent, "weak": blend.weak, "confident": blend.override}[strength]
+    demotion = strength != "silent" and less_severe(top, rule_category)
+    bar = blend.demote if demotion else {"silent": blend.silent, "weak": blend.weak,
+                                         "confident": blend.override}[strength]
     if p >= bar:
         said = "no rule reached its threshold" if strength == "silent" else f"rules {strength} for {rule_category}"
+        said += ", to a less severe category" if demotion else ""
         return Decision(top, "model", f"P({top}) {p:.2f} >= {bar:.2f}, {said}", minor)  # type: ignore[arg-type]
     return Decision(rule_category, "rules", "", minor)
