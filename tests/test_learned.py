@@ -132,10 +132,13 @@ COMBINE_CASES = [
     ("at_risk", {"at_risk": 6}, _pred(tip=0.6), False, "at_risk", "rules"),           # rules confident
     ("at_risk", {"at_risk": 6}, _pred(tip=0.92), False, "tip", "model"),              # model very sure
     ("tip", {"tip": 2}, _pred(unrelated=0.6), False, "tip", "rules"),                 # weak, but a demotion
-    ("tip", {"tip": 2}, _pred(unrelated=0.75), False, "unrelated", "model"),          # ... needs the demote bar
+    ("tip", {"tip": 2}, _pred(at_risk=0.75), False, "at_risk", "model"),             # ... needs the demote bar
+    ("tip", {"tip": 2}, _pred(unrelated=0.75), False, "tip", "rules"),                # out of scope: override too
     ("tip", {"tip": 6}, _pred(at_risk=0.65), False, "tip", "rules"),                  # confident: demote bar too
     ("tip", {"tip": 6}, _pred(at_risk=0.75), False, "at_risk", "model"),              # ... which can be met
     ("at_risk", {"at_risk": 6}, _pred(tip=0.75), False, "at_risk", "rules"),          # a promotion: override bar
+    ("tip", {"tip": 6}, _pred(unrelated=0.75), False, "tip", "rules"),                # out of scope: override bar
+    ("tip", {"tip": 6}, _pred(unrelated=0.95), False, "unrelated", "model"),          # ... which can be met
     ("tip", {"tip": 2}, _pred(tip=0.9), False, "tip", "rules"),                       # agreement
 ]
 
@@ -145,6 +148,13 @@ def test_combine_policy(rule_cat, scores, pred, vetoed, category, source):
     d = combine(rule_cat, scores, THRESHOLDS, pred, vetoed, False, True, BLEND)
     assert (d.category, d.source) == (category, source)
     assert (d.reason != "") == (source == "model")
+
+
+def test_a_verdict_about_a_minor_is_never_moved_down():
+    d = combine("tip", {"tip": 6}, THRESHOLDS, _pred(unrelated=0.99), False, True, True, BLEND)
+    assert (d.category, d.source, d.minor) == ("tip", "rules", True)
+    d = combine("at_risk", {"at_risk": 2}, THRESHOLDS, _pred(tip=0.9), False, True, True, BLEND)
+    assert d.category == "tip"  # moving up is still allowed
 
 
 def test_no_words_leaves_the_rules_verdict():
@@ -171,7 +181,8 @@ def test_vectorised_tuning_agrees_with_combine():
     rule_cat = rng.integers(0, len(CATEGORIES), size=n)
     scores = [{CATEGORIES[r]: float(rng.choice([0.5, 1, 2, 2.5, 4]))} for r in rule_cat]
     cached = Cached(gold=rule_cat, rule_cat=rule_cat, has_words=rng.random(n) > 0.05,
-                    vetoed=rng.random(n) > 0.8, probs=probs, scores=scores, thresholds=THRESHOLDS)
+                    vetoed=rng.random(n) > 0.8, minor=rng.random(n) > 0.8, probs=probs, scores=scores,
+                    thresholds=THRESHOLDS)
     blends = (BLEND, Blend(0.1, 1.01, 0.0, 0.3, 0.5, 0.4, 0.5, 0.2, 0.5),
               Blend(0.7, 0.5, 0.6, 0.8, 2.0, 1.01, 0.9, 0.9, 1.01))
     for blend in blends:
@@ -179,8 +190,8 @@ def test_vectorised_tuning_agrees_with_combine():
         for i in range(n):
             pred = Prediction(probs=dict(zip(CATEGORIES, probs[i].tolist(), strict=True)), minor=0.0,
                               columns=np.zeros(0, dtype=np.intp), values=np.zeros(0))
-            d = combine(CATEGORIES[rule_cat[i]], scores[i], THRESHOLDS, pred, bool(cached.vetoed[i]), False,
-                        bool(cached.has_words[i]), blend)
+            d = combine(CATEGORIES[rule_cat[i]], scores[i], THRESHOLDS, pred, bool(cached.vetoed[i]),
+                        bool(cached.minor[i]), bool(cached.has_words[i]), blend)
             assert CATEGORIES[fast[i]] == d.category
 
 

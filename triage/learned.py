@@ -361,6 +361,9 @@ def contributions(model: Model, folded: str, pred: Prediction, category: str, to
 # ---- the combination: pure ---------------------------------------------------------------------
 
 
+OUT_OF_SCOPE = ("general", "unrelated")  # no situation for an advocate to act on
+
+
 def less_severe(a: str, b: str) -> bool:
     return CATEGORY_SEVERITY.index(a) > CATEGORY_SEVERITY.index(b)  # type: ignore[arg-type]
 
@@ -398,7 +401,8 @@ def combine(rule_category: Category, scores: Mapping[str, float], thresholds: Ma
     - Otherwise the rules decide when they are confident, and the model decides when they are
       silent or only just over a threshold, each with its own probability bar. Moving a verdict
       the rules reached to a less severe category (a tip to at_risk) takes the demote bar, a
-      majority at least: under-triage is the costlier error.
+      majority at least, and the override bar too when it leaves the hotline's work (general,
+      unrelated); never when the rules saw a minor. Under-triage is the costlier error.
     """
     minor = rules_minor or (has_words and pred.minor >= blend.minor)
     if rule_category == "crisis" or not has_words:
@@ -417,8 +421,11 @@ def combine(rule_category: Category, scores: Mapping[str, float], thresholds: Ma
     if top == rule_category:
         return Decision(rule_category, "rules", "", minor)
     demotion = strength != "silent" and less_severe(top, rule_category)
-    bar = blend.demote if demotion else {"silent": blend.silent, "weak": blend.weak,
-                                         "confident": blend.override}[strength]
+    if demotion and rules_minor:  # the rules saw a child in it: never moved down by the model
+        return Decision(rule_category, "rules", "", minor)
+    bar = {"silent": blend.silent, "weak": blend.weak, "confident": blend.override}[strength]
+    if demotion:  # out of the hotline's work (general, unrelated) also takes the override bar
+        bar = max(blend.demote, blend.override) if top in OUT_OF_SCOPE else blend.demote
     if p >= bar:
         said = "no rule reached its threshold" if strength == "silent" else f"rules {strength} for {rule_category}"
         said += ", to a less severe category" if demotion else ""
