@@ -115,15 +115,17 @@ def _pred(**probs: float) -> Prediction:
 
 
 BLEND = Blend(crisis_raise=0.3, crisis_vetoed=0.9, silent=0.3, weak=0.5, weak_margin=1.0, override=0.9, minor=0.6,
-              crisis_confident=0.6, demote=0.7)
+              crisis_confident=0.6, demote=0.7, crisis_cold=0.5)
 
 COMBINE_CASES = [
     # (rule category, rule scores, prediction, vetoed, expected category, expected source)
     ("crisis", {"crisis": 2}, _pred(general=0.95), False, "crisis", "rules"),         # never lowered
-    ("tip", {"tip": 2.5}, _pred(crisis=0.35), False, "crisis", "model"),              # low bar for crisis
-    ("tip", {"tip": 2.5}, _pred(crisis=0.25), False, "tip", "rules"),                 # below the bar
-    ("at_risk", {"at_risk": 6}, _pred(crisis=0.45), False, "at_risk", "rules"),       # rules sure: higher bar
-    ("at_risk", {"at_risk": 6}, _pred(crisis=0.65), False, "crisis", "model"),        # ... which can be met
+    ("tip", {"tip": 2.5, "crisis": 1}, _pred(crisis=0.35), False, "crisis", "model"),  # low bar for crisis
+    ("tip", {"tip": 2.5, "crisis": 1}, _pred(crisis=0.25), False, "tip", "rules"),     # below the bar
+    ("tip", {"tip": 2.5}, _pred(crisis=0.45), False, "tip", "rules"),                  # no crisis rule: higher bar
+    ("tip", {"tip": 2.5}, _pred(crisis=0.55), False, "crisis", "model"),               # ... which can be met
+    ("at_risk", {"at_risk": 6, "crisis": 1}, _pred(crisis=0.45), False, "at_risk", "rules"),  # rules sure
+    ("at_risk", {"at_risk": 6, "crisis": 1}, _pred(crisis=0.65), False, "crisis", "model"),   # ... can be met
     ("general", {"general": 1, "crisis": -6}, _pred(crisis=0.8), True, "general", "rules"),  # vetoed
     ("general", {"general": 1, "crisis": -4}, _pred(crisis=0.95), True, "crisis", "model"),  # hedged danger
     ("general", {}, _pred(referral=0.4), False, "referral", "model"),                 # rules silent
@@ -179,12 +181,17 @@ def test_vectorised_tuning_agrees_with_combine():
     n = 400
     probs = rng.dirichlet(np.ones(len(CATEGORIES)) * 0.5, size=n)
     rule_cat = rng.integers(0, len(CATEGORIES), size=n)
-    scores = [{CATEGORIES[r]: float(rng.choice([0.5, 1, 2, 2.5, 4]))} for r in rule_cat]
+    scores = [{CATEGORIES[r]: float(rng.choice([0.5, 1, 2, 2.5, 4])), "crisis": float(rng.choice([-2, 0, 1]))}
+              for r in rule_cat]
+    for sc, r in zip(scores, rule_cat, strict=True):
+        if CATEGORIES[r] == "crisis":
+            sc["crisis"] = 3.0
     cached = Cached(gold=rule_cat, rule_cat=rule_cat, has_words=rng.random(n) > 0.05,
-                    vetoed=rng.random(n) > 0.8, minor=rng.random(n) > 0.8, probs=probs, scores=scores,
+                    vetoed=rng.random(n) > 0.8, minor=rng.random(n) > 0.8,
+                    crisis_signal=np.array([s.get("crisis", 0) > 0 for s in scores]), probs=probs, scores=scores,
                     thresholds=THRESHOLDS)
-    blends = (BLEND, Blend(0.1, 1.01, 0.0, 0.3, 0.5, 0.4, 0.5, 0.2, 0.5),
-              Blend(0.7, 0.5, 0.6, 0.8, 2.0, 1.01, 0.9, 0.9, 1.01))
+    blends = (BLEND, Blend(0.1, 1.01, 0.0, 0.3, 0.5, 0.4, 0.5, 0.2, 0.5, 0.6),
+              Blend(0.7, 0.5, 0.6, 0.8, 2.0, 1.01, 0.9, 0.9, 1.01, 0.2))
     for blend in blends:
         fast = categories_for(cached, blend, _strength(cached, blend.weak_margin))
         for i in range(n):

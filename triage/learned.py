@@ -111,6 +111,9 @@ class Blend:
     weak_margin:  how close (in rule score) counts as "only just".
     override:     ... when the rules were confident (values above 1 mean never).
     minor:        P(minor involved) at or above which the minor indicator is raised.
+    crisis_cold:  the crisis_raise bar when no crisis rule fired at all (no plea, no present
+                  danger, no coercion in any language): nine in ten crises carry at least one
+                  such signal, most texts without one are not crises, so the model must be surer.
     demote:       the bar for moving a verdict the rules reached (weakly or confidently) to a LESS
                   severe category (a tip to at_risk, an at_risk to unrelated): at least a majority
                   by design, since under-triage is the costlier error.
@@ -128,6 +131,7 @@ class Blend:
     minor: float = 0.6
     crisis_confident: float = 0.35
     demote: float = 0.85
+    crisis_cold: float = 0.35
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Blend:
@@ -411,6 +415,8 @@ def combine(rule_category: Category, scores: Mapping[str, float], thresholds: Ma
     strength = rules_strength(rule_category, scores, thresholds, blend.weak_margin)
     if vetoed:
         bar, said = blend.crisis_vetoed, " despite a rule against crisis"
+    elif scores.get("crisis", 0.0) <= 0:
+        bar, said = blend.crisis_cold, " with no crisis rule"
     elif strength == "confident":
         bar, said = blend.crisis_confident, f" over confident rules for {rule_category}"
     else:

@@ -227,6 +227,7 @@ class Cached:
     has_words: np.ndarray
     vetoed: np.ndarray
     minor: np.ndarray  # the rules' minor indicator
+    crisis_signal: np.ndarray  # some crisis rule fired (score > 0)
     probs: np.ndarray
     scores: list[dict[str, float]]
     thresholds: dict[str, float]
@@ -241,6 +242,7 @@ def cache(examples: Sequence[Example], passes: Sequence[RulePass], preds: Sequen
         has_words=np.array([p.has_words for p in passes]),
         vetoed=np.array([p.vetoed for p in passes]),
         minor=np.array(["minor" in p.hits.indicators for p in passes]),
+        crisis_signal=np.array([p.hits.scores.get("crisis", 0.0) > 0 for p in passes]),
         probs=np.array([[p.probs[c] for c in CATEGORIES] for p in preds]),
         scores=[p.hits.scores for p in passes],
         thresholds=ruleset.policy.thresholds,
@@ -268,7 +270,8 @@ def categories_for(cached: Cached, blend: Blend, strength: np.ndarray) -> np.nda
     demotion = (strength > 0) & (rank[top] > rank[rc])  # to a less severe category: the demote bar
     open_ = (rc != crisis) & cached.has_words
     raise_bar = np.where(cached.vetoed, blend.crisis_vetoed,
-                         np.where(strength == 2, blend.crisis_confident, blend.crisis_raise))
+                         np.where(~cached.crisis_signal, blend.crisis_cold,
+                                  np.where(strength == 2, blend.crisis_confident, blend.crisis_raise)))
     raise_ = open_ & (p[:, crisis] >= raise_bar)
     out_of_scope = np.isin(top, [CATEGORIES.index(c) for c in OUT_OF_SCOPE])
     bar = np.where(strength == 0, blend.silent, np.where(strength == 1, blend.weak, blend.override))
@@ -299,6 +302,7 @@ def _quick(gold: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
 CRISIS_GRID = {
     "crisis_raise": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7],
     "crisis_confident": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8],
+    "crisis_cold": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8],
     "crisis_vetoed": [0.6, 0.7, 0.8, 0.9, 1.01],
 }
 SWITCH_GRID = {
@@ -323,7 +327,7 @@ def tune(cached: Cached, subset: np.ndarray | None = None, rounds: int = 2) -> B
         return (min(recall, CRISIS_RECALL_TARGET), round(macro, 4), -int((cats != cached.rule_cat[sel]).sum()))
 
     best = Blend(crisis_raise=0.3, crisis_vetoed=1.01, silent=0.4, weak=0.5, weak_margin=1.0, override=1.01,
-                 crisis_confident=0.3, demote=1.01)
+                 crisis_confident=0.3, demote=1.01, crisis_cold=0.3)
     best_key = key(best)
     for _ in range(rounds):
         for grid in (CRISIS_GRID, SWITCH_GRID):
