@@ -213,3 +213,20 @@ def drain(rt: Runtime, debounce_elapsed: bool = True) -> None:
                     registry.remove(job_id)
                     queue.enqueue_job(queue.fetch_job(job_id))
     run_worker(rt, burst=True, sweeper=False, name=f"test-{secrets.token_hex(4)}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, one per test module (tests/browser_support.py)."""
+    from browser_support import CHROMIUM, REQUIRE, launch
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing and HOTLINE_TEST_REQUIRE_BROWSER is set")
+    if REQUIRE:
+        from playwright.sync_api import sync_playwright
+    else:
+        sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

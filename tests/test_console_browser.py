@@ -11,9 +11,7 @@ fails the test unless the test names it as expected. Screenshots go to test-arti
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,46 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, drain, make_settings, post_signed, sms_params
+from browser_support import ARTIFACTS, BROWSER_MARKS, serve
+from conftest import drain, make_settings, post_signed, sms_params
 from sqlalchemy import select, update
-from werkzeug.serving import make_server
 
 from console.users import UserStore
 from intake.store import cases
 from workers.runtime import Runtime, build_runtime
 from workers.web import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRE = bool(os.environ.get("HOTLINE_TEST_REQUIRE_BROWSER"))
-ARTIFACTS = REPO / "test-artifacts"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct horse battery staple"
 USERS = (("advocate1", "advocate"), ("supervisor1", "supervisor"), ("analyst1", "analyst"))
 CRISIS = "help he locked me in the room and took my passport, he is coming back tonight"
 TIME_LEFT = re.compile(r"-?(\d+d \d+h|\d+h \d\dm|\d+m)")
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists() and not REQUIRE,
-                       reason="/usr/bin/chromium is not installed (apt-get install -y chromium); "
-                              "set HOTLINE_TEST_REQUIRE_BROWSER=1 to make this a failure"),
-]
-
-if REQUIRE:
-    from playwright.sync_api import sync_playwright
-else:
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing and HOTLINE_TEST_REQUIRE_BROWSER is set")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield b
-        b.close()
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -87,14 +60,10 @@ def live(tmp_path: Path, embedded_backend: Any, refresh_seconds: int) -> Iterato
     users = UserStore(rt.store.engine)
     for name, role in USERS:
         users.add(name, role, PASSWORD, datetime.now(UTC))
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield Live(rt, app, f"http://127.0.0.1:{srv.server_port}")
+        with serve(app) as base:
+            yield Live(rt, app, base)
     finally:
-        srv.shutdown()
-        thread.join(5)
         rt.close()
 
 

@@ -6,50 +6,23 @@ Playwright, and any other host is refused. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, make_settings
+from browser_support import ARTIFACTS, BROWSER_MARKS, serve
+from conftest import make_settings
 from flask import Flask
-from werkzeug.serving import make_server
 
 from intake.channels.webform import WebformConfig, make_blueprint
 from workers.runtime import Runtime, build_runtime
 
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRE = bool(os.environ.get("HOTLINE_TEST_REQUIRE_BROWSER"))
-ARTIFACTS = REPO / "test-artifacts"
 EXIT_URL = "https://www.weather.gov"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REFERENCE = re.compile(r"TIP-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}")
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists() and not REQUIRE,
-                       reason="/usr/bin/chromium is not installed (apt-get install -y chromium); "
-                              "set HOTLINE_TEST_REQUIRE_BROWSER=1 to make this a failure"),
-]
-
-if REQUIRE:
-    from playwright.sync_api import sync_playwright
-else:
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing and HOTLINE_TEST_REQUIRE_BROWSER is set")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield b
-        b.close()
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -70,14 +43,8 @@ def server(rt: Runtime) -> Iterator[str]:
     def start() -> str:  # a page the person was on before the form
         return "<!doctype html><title>Start</title><p>start page</p>"
 
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_port}"
-    finally:
-        srv.shutdown()
-        thread.join(5)
+    with serve(app) as base:
+        yield base
 
 
 class Visit:
