@@ -104,3 +104,45 @@ def test_metrics_answer_while_redis_is_down(client: Any, backend: Backend) -> No
     assert v(samples, "hotline_metrics_source_up", source="redis") == 0
     assert v(samples, "hotline_metrics_source_up", source="db") == 1
     assert ("hotline_signals_waiting", ()) in samples
+
+
+def test_a_metrics_token_keeps_the_numbers_from_anyone_without_it(tmp_path: Any, embedded_backend: Any) -> None:
+    from conftest import make_settings
+
+    from workers.runtime import build_runtime
+    from workers.web import create_app
+
+    token = "prom-scrape-token-0123456789"
+    settings = make_settings(tmp_path, embedded_backend, HOTLINE_METRICS_TOKEN=token)
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": token}):
+            resp = client.get("/metrics", headers=headers)
+            body = resp.get_data(as_text=True)
+            assert resp.status_code == 401, headers
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+            assert "Authorization: Bearer" in body and "hotline_" not in body and token not in body
+        samples, _ = scrape(_Authorized(client, token))
+        assert v(samples, "hotline_metrics_source_up", source="db") == 1
+        assert client.get("/healthz").status_code == 200  # health stays open for the load balancer
+    finally:
+        rt.close()
+
+
+class _Authorized:
+    def __init__(self, client: Any, token: str) -> None:
+        self.client, self.token = client, token
+
+    def get(self, path: str) -> Any:
+        return self.client.get(path, headers={"Authorization": f"Bearer {self.token}"})
+
+
+def test_a_short_metrics_token_is_a_config_error_naming_the_key(tmp_path: Any) -> None:
+    from conftest import make_settings
+
+    from workers.settings import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        make_settings(tmp_path, None, HOTLINE_METRICS_TOKEN="short")
+    assert "metrics_token" in str(err.value) and "short" not in str(err.value).replace("shorter", "")

@@ -19,11 +19,12 @@ only: never message text, phone numbers or emails.
 from __future__ import annotations
 
 import bisect
+import hmac
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -151,13 +152,21 @@ class HotlineCollector(Collector):
         return [depth, scheduled, failed, _latency(self.rt.redis)]
 
 
-def make_blueprint(rt: Runtime) -> Blueprint:
+def make_blueprint(rt: Runtime, token: str | None = None) -> Blueprint:
+    """GET /metrics; with `token` (security.metrics_token) only for "Authorization: Bearer <token>"."""
     bp = Blueprint("metrics", __name__)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HotlineCollector(rt))
+    expected = f"Bearer {token}".encode() if token else None
 
     @bp.get("/metrics")
     def metrics() -> Response:
+        if expected is not None:
+            given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+            if not hmac.compare_digest(given, expected):
+                return Response("metrics need the header Authorization: Bearer <security.metrics_token>\n",
+                                status=401, content_type="text/plain; charset=utf-8",
+                                headers={"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"})
         return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST,
                         headers={"Cache-Control": "no-store"})
 

@@ -27,6 +27,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "HOTLINE_TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
     "HOTLINE_SECRET_KEY": ("security", "secret_key"),
     "HOTLINE_PREVIOUS_SECRET_KEYS": ("security", "previous_secret_keys"),
+    "HOTLINE_METRICS_TOKEN": ("security", "metrics_token"),
     "HOTLINE_PUBLIC_BASE_URL": ("service", "public_base_url"),
     "HOTLINE_PORT": ("service", "port"),
     "HOTLINE_VAR_DIR": ("service", "var_dir"),
@@ -92,6 +93,8 @@ class SecuritySettings(_Frozen):
     secret_key: str | None = None
     # Keys data may still be encrypted/hashed with (newest first); env: comma-separated.
     previous_secret_keys: tuple[str, ...] = ()
+    # When set, GET /metrics needs "Authorization: Bearer <token>".
+    metrics_token: str | None = Field(None, min_length=16)
 
     @field_validator("previous_secret_keys", mode="before")
     @classmethod

@@ -64,7 +64,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     # /readyz: database, Redis and broker reachable (workers/health.py).
     app.register_blueprint(health_blueprint(rt))
     # /metrics: Prometheus, read from the database and Redis at scrape time (workers/metrics.py).
-    app.register_blueprint(metrics_blueprint(rt))
+    app.register_blueprint(metrics_blueprint(rt, settings.security.metrics_token))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
