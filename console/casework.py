@@ -28,7 +28,7 @@ from intake.store import (
 from routing.sla import BusinessCalendar, SlaRule, deadline_for, find_rule
 from triage.result import CATEGORIES, URGENCIES
 
-from .models import case_assignments, case_notes, reclassifications
+from .models import audit_log, case_assignments, case_notes, reclassifications
 
 OPEN_STATUSES = ("open", "acknowledged")
 MAX_REASON = 1000
@@ -155,6 +155,24 @@ class Casework:
         return [{"number": r.number, "queue": r.queue, "category": r.category, "urgency": r.urgency,
                  "overdue": format_left(int((r.deadline - now).total_seconds()))} for r in rows]
 
+    def audit_entries(self, limit: int = 300) -> list[dict[str, Any]]:
+        """The newest `limit` things people did: console actions (logins, exports, retries, user
+        changes) and case actions (every event not written by the system), newest first."""
+        with self.engine.connect() as conn:
+            console_rows = conn.execute(select(audit_log).order_by(audit_log.c.at.desc()).limit(limit)).all()
+            case_rows = conn.execute(
+                select(case_events.c.at, case_events.c.actor, case_events.c.action, case_events.c.detail,
+                       cases.c.number)
+                .select_from(case_events.join(cases, cases.c.id == case_events.c.case_id))
+                .where(case_events.c.actor != "system")
+                .order_by(case_events.c.at.desc()).limit(limit)).all()
+        entries = [{"at": r.at, "actor": r.actor, "action": r.action, "case": None, "detail": r.detail}
+                   for r in console_rows]
+        entries += [{"at": r.at, "actor": r.actor, "action": r.action, "case": r.number, "detail": r.detail}
+                    for r in case_rows]
+        entries.sort(key=lambda e: e["at"], reverse=True)
+        return entries[:limit]
+
     def case(self, number: str) -> CaseRow:
         row = self.store.case_by_number(number)
         if row is None:
@@ -174,7 +192,6 @@ class Casework:
         stored = self.store.case_signals(case.id)
         ids = [s.signal.id for s in stored]
         with self.engine.connect() as conn:
-            crow = conn.execute(select(cases).where(cases.c.id == case.id)).one()
             results = {r.signal_id: r for r in conn.execute(
                 select(triage_results).where(triage_results.c.signal_id.in_(ids)))} if ids else {}
             att = {}
@@ -205,11 +222,11 @@ class Casework:
                     "location": self._triage_location(t),
                 },
             })
-        state, left = time_state(crow.opened_at, crow.deadline, now, amber_fraction)
+        state, left = time_state(case.opened_at, case.deadline, now, amber_fraction)
         needs = _needs(timeline)
         return {
             "number": case.number, "status": case.status, "category": case.category, "urgency": case.urgency,
-            "queue": case.queue, "deadline": case.deadline.isoformat(), "opened_at": crow.opened_at.isoformat(),
+            "queue": case.queue, "deadline": case.deadline.isoformat(), "opened_at": case.opened_at.isoformat(),
             "sla_clock": case.sla_clock, "time_state": state, "time_left": format_left(left),
             "assignee": assignment.assignee if assignment else None,
             "timeline": timeline,

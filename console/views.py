@@ -15,14 +15,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, g, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from intake.case_numbers import normalize_case_number
 from triage.result import CATEGORIES, URGENCIES
 
 from . import stats as stats_mod
 from .casework import CaseActionError, Casework
-from .models import ROLES, audit_log
+from .models import ROLES
 from .permissions import HOME, allowed
 from .quality import labelled_cases, summarise
 from .sessions import SessionStore
@@ -432,22 +431,7 @@ def make_blueprint(deps: ConsoleDeps) -> Blueprint:
     @bp.get("/audit")
     @requires("audit.view")
     def audit() -> str:
-        from intake.store import case_events, cases
-
-        with cw.engine.connect() as conn:
-            console_rows = conn.execute(select(audit_log).order_by(audit_log.c.at.desc()).limit(300)).all()
-            case_rows = conn.execute(
-                select(case_events.c.at, case_events.c.actor, case_events.c.action, case_events.c.detail,
-                       cases.c.number)
-                .select_from(case_events.join(cases, cases.c.id == case_events.c.case_id))
-                .where(case_events.c.actor != "system")
-                .order_by(case_events.c.at.desc()).limit(300)).all()
-        entries = [{"at": r.at, "actor": r.actor, "action": r.action, "case": None, "detail": r.detail}
-                   for r in console_rows]
-        entries += [{"at": r.at, "actor": r.actor, "action": r.action, "case": r.number, "detail": r.detail}
-                    for r in case_rows]
-        entries.sort(key=lambda e: e["at"], reverse=True)
-        return render_template("console/audit.html", entries=entries[:300],
+        return render_template("console/audit.html", entries=cw.audit_entries(),
                                see_cases=allowed(g.user.role, "case.view"))
 
     # ---- statistics ----------------------------------------------------------------------------

@@ -404,11 +404,12 @@ class CaseRow:
     queue: str
     deadline: datetime
     sla_clock: str
+    opened_at: datetime
 
     @classmethod
     def from_row(cls, row: Any) -> CaseRow:
         return cls(row.id, row.number, row.status, row.category, row.urgency, row.queue, row.deadline,
-                   row.sla_clock)
+                   row.sla_clock, row.opened_at)
 
 
 def identity_kind(channel: str, sender: str | None) -> str:
