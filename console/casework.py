@@ -162,14 +162,14 @@ class Casework:
             console_rows = conn.execute(select(audit_log).order_by(audit_log.c.at.desc()).limit(limit)).all()
             case_rows = conn.execute(
                 select(case_events.c.at, case_events.c.actor, case_events.c.action, case_events.c.detail,
-                       cases.c.number)
+                       case_events.c.reason_enc, cases.c.number)
                 .select_from(case_events.join(cases, cases.c.id == case_events.c.case_id))
                 .where(case_events.c.actor != "system")
                 .order_by(case_events.c.at.desc()).limit(limit)).all()
         entries = [{"at": r.at, "actor": r.actor, "action": r.action, "case": None, "detail": r.detail}
                    for r in console_rows]
-        entries += [{"at": r.at, "actor": r.actor, "action": r.action, "case": r.number, "detail": r.detail}
-                    for r in case_rows]
+        entries += [{"at": r.at, "actor": r.actor, "action": r.action, "case": r.number,
+                     "detail": self.store.event_detail(r)} for r in case_rows]
         entries.sort(key=lambda e: e["at"], reverse=True)
         return entries[:limit]
 
@@ -237,7 +237,9 @@ class Casework:
             "outbound": [{k: v for k, v in o.items() if k != "to"} for o in self.store.outbound_for(case.id)],
             "reclassifications": [{"at": r.at.isoformat(), "actor": r.actor,
                                    "from": f"{r.old_category}/{r.old_urgency}",
-                                   "to": f"{r.new_category}/{r.new_urgency}", "reason": r.reason} for r in recl],
+                                   "to": f"{r.new_category}/{r.new_urgency}",
+                                   "reason": self.cipher.decrypt(r.reason_enc) if r.reason_enc else r.reason}
+                                  for r in recl],
             "referral_prefill": _prefill(stored, timeline, needs),
             "reply_channels": sorted({t["channel"] for t in timeline} & {"sms", "email"}),
         }
@@ -255,9 +257,12 @@ class Casework:
 
     # ---- changing -----------------------------------------------------------------------------
 
-    def _event(self, conn: Any, case_id: str, now: datetime, actor: str, action: str, **detail: Any) -> None:
+    def _event(self, conn: Any, case_id: str, now: datetime, actor: str, action: str, reason: str | None = None,
+               **detail: Any) -> None:
+        """Audit a case action; a typed reason is stored encrypted (it may hold what a contact said)."""
         conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=case_id, at=now, actor=actor,
-                                                action=action, detail=detail))
+                                                action=action, detail=detail,
+                                                reason_enc=self.cipher.encrypt(reason) if reason else None))
 
     def set_status(self, number: str, status: str, actor: str, reason: str | None, now: datetime) -> CaseRow:
         allowed = {"acknowledged": ("open",), "closed": ("open", "acknowledged"), "open": ("closed",)}[status]
@@ -333,7 +338,7 @@ class Casework:
                 id=uuid.uuid4().hex, case_id=case.id, at=now, actor=actor,
                 machine_category=machine[0], machine_urgency=machine[1],
                 old_category=case.category, old_urgency=case.urgency,
-                new_category=category, new_urgency=urgency, reason=reason))
+                new_category=category, new_urgency=urgency, reason="", reason_enc=self.cipher.encrypt(reason)))
             self._event(conn, case.id, now, actor, "reclassified", reason=reason,
                         **{"from": f"{case.category}/{case.urgency}", "to": f"{category}/{urgency}",
                            "queue": rule.queue})

@@ -73,7 +73,10 @@ reclassifications = Table(
     Column("old_urgency", String(16), nullable=False),
     Column("new_category", String(16), nullable=False),
     Column("new_urgency", String(16), nullable=False),
+    # Plaintext only in rows written before reasons were encrypted ("" since; `hotline keys
+    # rotate` moves old ones into reason_enc).
     Column("reason", Text, nullable=False),
+    Column("reason_enc", Text, nullable=True),
 )
 
 # Server-side sessions: the browser holds a random id (in a signed, HttpOnly cookie); the table

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -178,6 +180,9 @@ case_events = Table(
     Column("actor", String(128), nullable=False),
     Column("action", String(32), nullable=False),
     Column("detail", JSON, nullable=False, default=dict),
+    # A reason a person typed (close, reopen, reclassify, move, legal hold), encrypted: it may
+    # hold what a contact said. Older rows have it in detail["reason"] until `hotline keys rotate`.
+    Column("reason_enc", Text, nullable=True),
 )
 
 # Transactional outbox: route events are written in the same transaction as the route and
@@ -347,9 +352,19 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=30000")
             # WAL: readers never block the writer and commits are ~2.4x faster (measured);
             # synchronous=FULL keeps every acknowledged webhook on disk through a power cut.
-            cur.execute("PRAGMA journal_mode=WAL")
+            # Switching a new database to WAL needs it to itself for a moment and does not wait
+            # for the busy timeout: processes starting together retry (a no-op once it is WAL).
+            for attempt in range(100):
+                try:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 99:
+                        raise
+                    time.sleep(0.05)
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
@@ -703,7 +718,8 @@ class Store:
             conn.execute(update(cases).where(cases.c.id == row.id).values(
                 status=status, updated_at=now, closed_at=now if status == "closed" else None))
             conn.execute(insert(case_events).values(id=uuid.uuid4().hex, case_id=row.id, at=now, actor=actor,
-                                                    action=status, detail={"reason": reason} if reason else {}))
+                                                    action=status, detail={},
+                                                    reason_enc=self.cipher.encrypt(reason) if reason else None))
             if status in ("acknowledged", "closed"):
                 # Someone has the case: its pending SLA checks are cancelled.
                 conn.execute(update(sla_checks)
@@ -716,7 +732,16 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(case_events).where(case_events.c.case_id == case_id)
                                 .order_by(case_events.c.at, case_events.c.id)).all()
-        return [{"at": r.at.isoformat(), "actor": r.actor, "action": r.action, "detail": r.detail} for r in rows]
+        return [{"at": r.at.isoformat(), "actor": r.actor, "action": r.action, "detail": self.event_detail(r)}
+                for r in rows]
+
+    def event_detail(self, row: Any) -> dict[str, Any]:
+        """A case event's detail with its reason readable (decrypted from reason_enc, or the
+        plaintext of a row written before reasons were encrypted)."""
+        detail = dict(row.detail) if isinstance(row.detail, dict) else {}
+        if row.reason_enc:
+            detail["reason"] = self.cipher.decrypt(row.reason_enc)
+        return detail
 
     def case_steps(self, case_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -19,8 +19,9 @@ from conftest import CONFIG, REPO, TEST_SECRET, Backend, drain, make_settings, p
 from sqlalchemy import JSON, String, Text, select, update
 
 from console.casework import Casework, Routing
+from console.models import reclassifications
 from intake.crypto import FieldCipher, SecretKeyError, generate_secret_key
-from intake.store import signals, textline_state, triage_results
+from intake.store import case_events, signals, textline_state, triage_results
 from routing.cases import new_case_number
 from workers.replies import send_sms_reply
 from workers.rotation import encrypted_columns
@@ -37,6 +38,10 @@ WORDS = "Quillon Varga holds our passports at the farm, please help"
 NOTE = "Caller says Varga moves the crew on Fridays"
 REPLY = "We are here. Is it safe to text at this number?"
 OLD_PLACE = "Wexcombe"  # a place a texter named, stored in plaintext by older code
+CLOSE_REASON = "Moved in with Aunt Petronella Quibb"
+RECL_REASON = "Told us Ondrej Vask still holds her papers"
+OLD_REASON = "Legacy reason naming Mirela Tosk"
+OLD_RECL_REASON = "Legacy reclassification naming Bastian Orrel"
 
 
 def hotline(tmp_path: Path, backend: Backend, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -119,7 +124,14 @@ def write_everything_under_key_a(line: Line) -> str:
     number = line.case_of_latest(TEXTER)
     now = datetime.now(UTC)
     rt = line.rt
-    Casework(rt.store, Routing(rt.sla_rules, rt.calendar), new_case_number).add_note(number, NOTE, "ana", now)
+    casework = Casework(rt.store, Routing(rt.sla_rules, rt.calendar), new_case_number)
+    casework.add_note(number, NOTE, "ana", now)
+    case0 = rt.store.case_by_number(number)
+    assert case0 is not None
+    casework.reclassify(number, "tip" if case0.category != "tip" else "general",
+                        "high" if case0.category != "tip" else "low", RECL_REASON, "ana", now)
+    casework.set_status(number, "closed", "ana", CLOSE_REASON, now)
+    casework.set_status(number, "open", "ana", "reopened for the rotation test", now)
     send_sms_reply(rt, number, REPLY, "ana")
     case = rt.store.case_by_number(number)
     assert case is not None
@@ -136,6 +148,13 @@ def write_everything_under_key_a(line: Line) -> str:
                              .where(signals.c.case_id == case.id).limit(1)).one()
         conn.execute(update(triage_results).where(triage_results.c.signal_id == first.signal_id).values(
             details={**first.details, "location": {"city": OLD_PLACE}}, location_enc=None))
+        # Reasons typed before they were encrypted: plaintext in the event's detail / the reclassification.
+        conn.execute(case_events.insert().values(id="legacy-event", case_id=case.id, at=now, actor="ana",
+                                                 action="closed", detail={"reason": OLD_REASON}))
+        conn.execute(reclassifications.insert().values(
+            id="legacy-recl", case_id=case.id, at=now, actor="ana", machine_category="general",
+            machine_urgency="low", old_category="general", old_urgency="low", new_category="tip",
+            new_urgency="normal", reason=OLD_RECL_REASON))
     return number
 
 
@@ -181,6 +200,8 @@ def test_rotation_re_encrypts_and_re_hashes_everything_and_texters_keep_their_st
     assert sum(opens_with(FieldCipher(KEY_B), v) for v in values) >= 10
     assert not hashes_a & set(values)
     assert not [v for v in values if OLD_PLACE in v]  # the plaintext location left behind is encrypted now
+    for reason in (CLOSE_REASON, RECL_REASON, OLD_REASON, OLD_RECL_REASON):
+        assert not [v for v in values if reason in v]  # typed reasons: encrypted, the old ones too now
 
     again = hotline(tmp_path, backend, "keys", "rotate", HOTLINE_SECRET_KEY=KEY_B, HOTLINE_PREVIOUS_SECRET_KEYS=KEY_A)
     assert again.returncode == 0 and "done: 0 changes" in again.stdout
@@ -204,6 +225,9 @@ def test_rotation_re_encrypts_and_re_hashes_everything_and_texters_keep_their_st
     detail = Casework(b.rt.store, Routing(b.rt.sla_rules, b.rt.calendar), new_case_number).detail(
         number, datetime.now(UTC), 0.25)
     assert [n["body"] for n in detail["notes"]] == [NOTE]
+    assert {RECL_REASON, OLD_RECL_REASON} <= {r["reason"] for r in detail["reclassifications"]}
+    reasons = [e["detail"].get("reason") for e in b.rt.store.case_audit(case.id)]
+    assert CLOSE_REASON in reasons and OLD_REASON in reasons
     assert {"city": OLD_PLACE} in [(t["triage"] or {}).get("location") for t in detail["timeline"]]
     assert "<Message>" not in b.text("HELP", STOPPER)  # still opted out
     assert "<Message>" not in b.text("HELP", OLD_STOPPER)  # re-hashed from their messages

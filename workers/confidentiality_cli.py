@@ -138,6 +138,6 @@ def _hold(ctx: click.Context, raw: str, held: bool, reason: str, actor: str) -> 
     if number is None:
         raise HoldError(f"{raw!r} is not a valid case number (like HT-7K3M-9QXD-4)")
     store = _store(ctx, _settings(ctx))
-    outcome = set_legal_hold(store.engine, number, held, reason, actor, datetime.now(UTC))
+    outcome = set_legal_hold(store, number, held, reason, actor, datetime.now(UTC))
     click.echo({"held": f"{number} is on legal hold", "already held": f"{number} was already on legal hold",
                 "released": f"{number}: legal hold released", "not held": f"{number} is not on legal hold"}[outcome])

@@ -58,6 +58,7 @@ from sqlalchemy import (
 
 from console.models import audit_log, case_notes, reclassifications
 from intake.store import (
+    Store,
     attachments,
     calls,
     case_events,
@@ -73,7 +74,8 @@ from intake.store import (
 
 from .settings import RetentionSettings
 
-# Keys of case_events.detail that hold free text a person typed.
+# Keys of case_events.detail that held free text a person typed, in rows written before
+# reasons were encrypted (case_events.reason_enc).
 FREE_TEXT_KEYS = ("reason",)
 
 BLANK_SIGNAL: dict[str, Any] = {"sender_hash": None, "sender_enc": None, "location_enc": None, "text_enc": "",
@@ -110,15 +112,15 @@ class PurgeReport:
 # ---- legal hold -----------------------------------------------------------------------------------
 
 
-def set_legal_hold(engine: Engine, number: str, held: bool, reason: str, actor: str, now: datetime) -> str:
-    """Put a case on legal hold or release it, with an audit event. Returns what happened:
-    'held', 'released', 'already held' or 'not held'."""
+def set_legal_hold(store: Store, number: str, held: bool, reason: str, actor: str, now: datetime) -> str:
+    """Put a case on legal hold or release it, with an audit event (the reason encrypted).
+    Returns what happened: 'held', 'released', 'already held' or 'not held'."""
     reason, actor = (reason or "").strip(), (actor or "").strip()
     if not reason:
         raise HoldError("--reason: say why (it is kept in the case's audit trail)")
     if not actor:
         raise HoldError("--by: say who (a username)")
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         row = conn.execute(select(cases.c.id, cases.c.legal_hold).where(cases.c.number == number)).first()
         if row is None:
             raise HoldError(f"no case {number}")
@@ -127,7 +129,8 @@ def set_legal_hold(engine: Engine, number: str, held: bool, reason: str, actor: 
         conn.execute(update(cases).where(cases.c.id == row.id).values(legal_hold=held, updated_at=now))
         conn.execute(insert(case_events).values(
             id=uuid.uuid4().hex, case_id=row.id, at=now, actor=actor[:128],
-            action="legal_hold" if held else "legal_hold_released", detail={"reason": reason[:2000]}))
+            action="legal_hold" if held else "legal_hold_released", detail={},
+            reason_enc=store.cipher.encrypt(reason[:2000])))
     return "held" if held else "released"
 
 
@@ -207,14 +210,17 @@ class Purger:
                      {"to_enc": "", "body_enc": "", "provider_sid": None})
         self._update(conn, notifications, notifications.c.case_id.in_(case_ids),
                      {"target_enc": None, "body_enc": None, "provider_id": None})
-        self._update(conn, reclassifications, reclassifications.c.case_id.in_(case_ids), {"reason": ""})
-        events = conn.execute(select(case_events.c.id, case_events.c.detail)
+        self._update(conn, reclassifications, reclassifications.c.case_id.in_(case_ids),
+                     {"reason": "", "reason_enc": None})
+        events = conn.execute(select(case_events.c.id, case_events.c.detail, case_events.c.reason_enc)
                               .where(case_events.c.case_id.in_(case_ids))).all()
-        typed = [e for e in events if isinstance(e.detail, dict) and any(e.detail.get(k) for k in FREE_TEXT_KEYS)]
+        typed = [e for e in events if e.reason_enc
+                 or (isinstance(e.detail, dict) and any(e.detail.get(k) for k in FREE_TEXT_KEYS))]
         for e in typed:
             if not self.dry_run:
+                detail = e.detail if isinstance(e.detail, dict) else {}
                 conn.execute(update(case_events).where(case_events.c.id == e.id).values(
-                    detail={k: ("" if k in FREE_TEXT_KEYS else v) for k, v in e.detail.items()}))
+                    detail={k: ("" if k in FREE_TEXT_KEYS else v) for k, v in detail.items()}, reason_enc=None))
         self.report.add("case_events", "blanked", len(typed))
         self.report.cases += len(case_ids)
         if not self.dry_run:

@@ -40,8 +40,9 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, Table, and_, insert, select, tuple_, update
 
+from console.models import reclassifications
 from intake.crypto import KEY_SETTINGS, FieldCipher, SecretKeyError
-from intake.store import Store, identity_kind, signals, textline_state, triage_results
+from intake.store import Store, case_events, identity_kind, signals, textline_state, triage_results
 
 from .schema import target_metadata
 
@@ -154,6 +155,13 @@ class Rotator:
             updates["details"] = {k: v for k, v in row.details.items() if k != "location"}
             if not row.location_enc:
                 updates["location_enc"] = self.cipher.encrypt_json(row.details["location"])
+        if table is case_events and not row.reason_enc and isinstance(row.detail, dict) and row.detail.get("reason"):
+            # Written before reasons were encrypted: move the typed reason out of the plaintext detail.
+            updates["detail"] = {k: v for k, v in row.detail.items() if k != "reason"}
+            updates["reason_enc"] = self.cipher.encrypt(row.detail["reason"])
+        if table is reclassifications and not row.reason_enc and row.reason:
+            updates["reason"] = ""
+            updates["reason_enc"] = self.cipher.encrypt(row.reason)
         if table is signals and row.sender_enc and "sender_enc" not in bad:
             try:
                 sender = self.cipher.decrypt(row.sender_enc)
