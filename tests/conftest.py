@@ -230,3 +230,21 @@ def browser() -> Iterator[Any]:
         b = launch(p)
         yield b
         b.close()
+
+
+def stored_strings(rt: Runtime) -> list[str]:
+    """Every text value in every table of the schema (JSON flattened to its text): what a
+    confidentiality test searches for a name, number or typed reason stored in clear."""
+    import json
+
+    from sqlalchemy import JSON, String, Text, select
+
+    from workers.schema import target_metadata
+
+    values: list[str] = []
+    with rt.store.engine.connect() as conn:
+        for table in target_metadata().tables.values():
+            cols = [c for c in table.columns if isinstance(c.type, (String, Text, JSON))]
+            for row in conn.execute(select(*cols)) if cols else []:
+                values += [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in row if v is not None]
+    return values

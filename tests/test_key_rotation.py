@@ -15,8 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG, REPO, TEST_SECRET, Backend, drain, make_settings, post_signed, settings_env, sms_params
-from sqlalchemy import JSON, String, Text, select, update
+from conftest import (
+    CONFIG,
+    REPO,
+    TEST_SECRET,
+    Backend,
+    drain,
+    make_settings,
+    post_signed,
+    settings_env,
+    sms_params,
+    stored_strings,
+)
+from sqlalchemy import select, update
 
 from console.casework import Casework, Routing
 from console.models import reclassifications
@@ -90,19 +101,6 @@ def snapshot(rt: Runtime) -> dict[str, list[str]]:
         for name, table in sorted(target_metadata().tables.items()):
             out[name] = sorted(repr(tuple(r)) for r in conn.execute(select(table)))
     return out
-
-
-def stored_strings(rt: Runtime) -> list[str]:
-    """Every text value in every table (JSON flattened to its text)."""
-    import json
-
-    values: list[str] = []
-    with rt.store.engine.connect() as conn:
-        for table in target_metadata().tables.values():
-            cols = [c for c in table.columns if isinstance(c.type, (String, Text, JSON))]
-            for row in conn.execute(select(*cols)) if cols else []:
-                values += [v if isinstance(v, str) else json.dumps(v) for v in row if v is not None]
-    return values
 
 
 def opens_with(cipher: FieldCipher, value: str) -> bool:

@@ -4,19 +4,16 @@ table, yet the case page, the audit trail and the audit page show them."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import Backend, drain, make_settings, post_signed, sms_params
-from sqlalchemy import JSON, String, Text, select
+from conftest import Backend, drain, make_settings, post_signed, sms_params, stored_strings
 
 from console.casework import Casework, Routing
 from routing.cases import new_case_number
 from workers.retention import set_legal_hold
-from workers.runtime import Runtime, build_runtime
-from workers.schema import target_metadata
+from workers.runtime import build_runtime
 from workers.web import create_app
 
 TEXTER = "+15555550161"
@@ -27,16 +24,6 @@ REASONS = {
     "split": "Second number belongs to her sister Wenna",
     "hold": "Subpoena in the matter of Quorra Benn",
 }
-
-
-def every_stored_string(rt: Runtime) -> list[str]:
-    values: list[str] = []
-    with rt.store.engine.connect() as conn:
-        for table in target_metadata().tables.values():
-            cols = [c for c in table.columns if isinstance(c.type, (String, Text, JSON))]
-            for row in conn.execute(select(*cols)) if cols else []:
-                values += [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in row if v is not None]
-    return values
 
 
 def test_typed_reasons_are_encrypted_at_rest_and_readable_where_staff_look(tmp_path: Path, backend: Backend) -> None:
@@ -62,7 +49,7 @@ def test_typed_reasons_are_encrypted_at_rest_and_readable_where_staff_look(tmp_p
         split_to = cw.move_signal(number, sigs[1].signal.id, None, "ana", now + timedelta(seconds=3), REASONS["split"])
         assert set_legal_hold(rt.store, number, True, REASONS["hold"], "sup1", now + timedelta(seconds=4)) == "held"
 
-        stored = every_stored_string(rt)
+        stored = stored_strings(rt)
         for what, reason in REASONS.items():
             assert not [v for v in stored if reason in v], f"the {what} reason is stored in clear"
 
