@@ -415,12 +415,11 @@ def combine(rule_category: Category, scores: Mapping[str, float], thresholds: Ma
     strength = rules_strength(rule_category, scores, thresholds, blend.weak_margin)
     if vetoed:
         bar, said = blend.crisis_vetoed, " despite a rule against crisis"
-    elif scores.get("crisis", 0.0) <= 0:
-        bar, said = blend.crisis_cold, " with no crisis rule"
-    elif strength == "confident":
-        bar, said = blend.crisis_confident, f" over confident rules for {rule_category}"
-    else:
-        bar, said = blend.crisis_raise, ""
+    else:  # each reason for doubt raises the bar: no crisis rule fired, rules sure of another category
+        cold, sure = scores.get("crisis", 0.0) <= 0, strength == "confident"
+        bar = max(blend.crisis_raise, blend.crisis_cold if cold else 0.0, blend.crisis_confident if sure else 0.0)
+        said = "".join((" with no crisis rule" if cold else "",
+                        f" over confident rules for {rule_category}" if sure else ""))
     if p_crisis >= bar:
         return Decision("crisis", "model", f"P(crisis) {p_crisis:.2f} >= {bar:.2f}{said}", minor)
     top, p = pred.top(exclude=("crisis",))

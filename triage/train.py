@@ -269,9 +269,10 @@ def categories_for(cached: Cached, blend: Blend, strength: np.ndarray) -> np.nda
     rank = np.array([CATEGORY_SEVERITY.index(c) for c in CATEGORIES])
     demotion = (strength > 0) & (rank[top] > rank[rc])  # to a less severe category: the demote bar
     open_ = (rc != crisis) & cached.has_words
-    raise_bar = np.where(cached.vetoed, blend.crisis_vetoed,
-                         np.where(~cached.crisis_signal, blend.crisis_cold,
-                                  np.where(strength == 2, blend.crisis_confident, blend.crisis_raise)))
+    raise_bar = np.maximum.reduce([np.full(len(rc), blend.crisis_raise),
+                                   np.where(~cached.crisis_signal, blend.crisis_cold, 0.0),
+                                   np.where(strength == 2, blend.crisis_confident, 0.0)])
+    raise_bar = np.where(cached.vetoed, blend.crisis_vetoed, raise_bar)
     raise_ = open_ & (p[:, crisis] >= raise_bar)
     out_of_scope = np.isin(top, [CATEGORIES.index(c) for c in OUT_OF_SCOPE])
     bar = np.where(strength == 0, blend.silent, np.where(strength == 1, blend.weak, blend.override))
