@@ -116,7 +116,8 @@ class UserStore:
             row = conn.execute(select(users).where(users.c.username == name)).first()
             if row is None:
                 self._verify(self._dummy, password)
-                self.audit(conn, now, name or "-", "login_failed", why="unknown user")
+                # Not the typed name: people paste a password into the username field.
+                self.audit(conn, now, "(unknown user)", "login_failed", why="unknown user")
                 return LoginOutcome(None, "bad_credentials")
             if row.locked_until is not None and row.locked_until > now:
                 self.audit(conn, now, name, "login_refused", why="locked")

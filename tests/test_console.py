@@ -165,6 +165,19 @@ def test_repeated_failures_lock_the_account_until_an_admin_unlocks_it(console: C
     assert "locked_out" in actions and "user_unlocked" in actions
 
 
+def test_a_failed_login_with_an_unknown_name_does_not_store_what_was_typed(console: Console) -> None:
+    # Someone types their password into the username field: it must not land in the audit log.
+    typed = "Tr0ub4dor&3-quartz"
+    c = console.client()
+    resp = c.post("/console/login", data={"csrf_token": token(c, "/console/login"), "username": typed,
+                                          "password": "x"})
+    assert resp.status_code == 401 and typed not in resp.text
+    with console.rt.store.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text("SELECT actor, action, detail FROM console_audit"))]
+    assert ("(unknown user)", "login_failed") in [(r[0], r[1]) for r in rows]
+    assert not [r for r in rows if typed.lower() in repr(r).lower()]
+
+
 def test_logout_ends_the_session_on_the_server_not_only_in_the_browser(console: Console) -> None:
     c = console.login("advocate1")
     stolen = c.get_cookie("hotline_console", path="/console").value
