@@ -310,3 +310,26 @@ def test_cases_cli_rejects_a_bad_number_with_exit_2(tmp_path):
                           env={**os.environ, "HOTLINE_VAR_DIR": str(tmp_path)})
     assert proc.returncode == 2
     assert "not a valid case number" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sweeper_releases_a_debounced_triage_the_rq_scheduler_never_moved(client, runtime):
+    # The SMS debounce is an rq scheduled job; if rq's scheduler died (e.g. with Redis) and did not
+    # come back, the job would sit in the schedule forever. Past its time + grace, the sweeper queues it.
+    from rq.registry import ScheduledJobRegistry
+
+    from intake.sink import make_queue
+    from workers.sweeper import sweep_once
+
+    post_signed(client, sms_params("what are your hours on weekends?", from_="+15555550177"))
+    [row] = runtime.store.recent_signals()
+    scheduled = ScheduledJobRegistry(queue=runtime.queue)
+    assert len(scheduled) == 1 and runtime.queue.count == 0
+    soon = sweep_once(runtime.store, runtime.redis, lambda: make_queue(runtime.redis, runtime.policy),
+                      runtime.policy, grace_seconds=0, lock_seconds=1, use_lock=False)
+    assert soon.released == [] and soon.waiting == 1  # still inside its debounce: left alone
+    later = sweep_once(runtime.store, runtime.redis, lambda: make_queue(runtime.redis, runtime.policy),
+                       runtime.policy, grace_seconds=5, lock_seconds=1, use_lock=False,
+                       now=datetime.now(UTC) + timedelta(minutes=5))
+    assert later.released == [row["id"]] and len(scheduled) == 0 and runtime.queue.count == 1
+    drain(runtime, debounce_elapsed=False)
+    assert runtime.store.recent_signals()[0]["status"] == "triaged"

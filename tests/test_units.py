@@ -109,6 +109,15 @@ def test_sweeper_decisions(status, alive, action):
     assert decide(status, alive) == action
 
 
+@pytest.mark.parametrize(("status", "overdue", "action"), [
+    ("scheduled", False, "wait"),   # waiting out the SMS debounce
+    ("scheduled", True, "release"),  # its time passed long ago: rq's scheduler is not running
+    ("queued", True, "wait"),
+])
+def test_sweeper_releases_scheduled_jobs_the_scheduler_left_behind(status, overdue, action):
+    assert decide(status, None, overdue) == action
+
+
 def test_field_cipher_round_trips_and_hashes_identities_stably():
     c = FieldCipher("x" * 40)
     token = c.encrypt("+15555550123")

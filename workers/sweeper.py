@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 from intake.sink import JobPolicy, enqueue_triage, job_id_for
 from intake.store import Store
@@ -28,13 +29,16 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "hotline:sweeper:lock"
 ALIVE_PREFIX = "hotline:worker-alive:"
 
-Decision = Literal["enqueue", "replace", "wait", "failed"]
+Decision = Literal["enqueue", "replace", "wait", "failed", "release"]
 
 
-def decide(job_status: str | None, worker_alive: bool | None) -> Decision:
-    """What to do with an untriaged signal, given its job's state. Pure."""
+def decide(job_status: str | None, worker_alive: bool | None, overdue: bool = False) -> Decision:
+    """What to do with an untriaged signal, given its job's state (`overdue`: a scheduled job
+    whose time passed more than the grace ago). Pure."""
     if job_status is None:
         return "enqueue"  # never enqueued, or lost with Redis
+    if job_status == "scheduled" and overdue:
+        return "release"  # rq's scheduler is not moving it (it died with Redis): queue it now
     if job_status in ("queued", "scheduled", "deferred", "created", "rate_limited", "ready_to_enqueue"):
         return "wait"
     if job_status == "started":
@@ -48,14 +52,27 @@ def decide(job_status: str | None, worker_alive: bool | None) -> Decision:
 class SweepReport:
     enqueued: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # scheduled jobs rq's scheduler left behind
     waiting: int = 0
     failed: list[str] = field(default_factory=list)
     checks: int = 0
     skipped_locked: bool = False
 
     def summary(self) -> str:
-        return (f"enqueued={len(self.enqueued)} replaced={len(self.replaced)} waiting={self.waiting} "
+        return (f"enqueued={len(self.enqueued)} replaced={len(self.replaced)} released={len(self.released)} "
+                f"waiting={self.waiting} "
                 f"failed={len(self.failed)} overdue_checks={self.checks}")
+
+
+def _scheduled_overdue(redis: Redis, job: Job, before: datetime) -> bool:
+    """True when the job sits in its queue's schedule with a time before `before`."""
+    try:
+        when = ScheduledJobRegistry(job.origin, connection=redis, serializer=job.serializer).get_scheduled_time(job)
+    except NoSuchJobError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when < before
 
 
 def worker_alive(redis: Redis, worker_name: str | None) -> bool:
@@ -80,18 +97,24 @@ def sweep_once(store: Store, redis: Redis, queue_factory, policy: JobPolicy,  # 
             job = None
         status = job.get_status(refresh=False).value if job else None
         alive = worker_alive(redis, job.worker_name) if job is not None and status == "started" else None
-        action = decide(status, alive)
+        overdue = job is not None and status == "scheduled" and _scheduled_overdue(
+            redis, job, now - timedelta(seconds=grace_seconds))
+        action = decide(status, alive, overdue)
         if action == "wait":
             report.waiting += 1
         elif action == "failed":
             report.failed.append(signal_id)
+        elif action == "release" and job is not None:
+            ScheduledJobRegistry(job.origin, connection=redis, serializer=queue.serializer).remove(job)
+            Queue(job.origin, connection=redis, serializer=queue.serializer).enqueue_job(job)
+            report.released.append(signal_id)
         else:
             if action == "replace" and job is not None:
                 job.delete()
             if enqueue_triage(queue, signal_id, policy):
                 (report.enqueued if action == "enqueue" else report.replaced).append(signal_id)
     report.checks = _overdue_checks(store, queue, now, grace_seconds)
-    if report.enqueued or report.replaced or report.checks:
+    if report.enqueued or report.replaced or report.released or report.checks:
         log.warning("sweeper: %s", report.summary())
     if report.failed:
         log.error("sweeper: %d signal(s) whose triage job failed after all retries: %s",
