@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from intake.case_numbers import find_case_numbers
+from triage.engine import analysed_text
 from triage.result import CATEGORIES, URGENCIES
-from triage.text import fold
+from triage.train import group_key
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 FILES = sorted(CORPUS_DIR.glob("signals*.jsonl"))
@@ -38,7 +39,8 @@ def rows(path: Path) -> list[dict]:
 
 
 def key(row: dict) -> str:
-    return " ".join(fold(row.get("subject", "") + " " + row["text"]).split())
+    """The text as training reads and de-duplicates it (triage.train.group_key)."""
+    return group_key(analysed_text(row.get("subject"), row["text"]))
 
 
 def test_there_are_dev_and_test_corpora():

@@ -64,10 +64,10 @@ class SweepReport:
                 f"failed={len(self.failed)} overdue_checks={self.checks}")
 
 
-def _scheduled_overdue(redis: Redis, job: Job, before: datetime) -> bool:
-    """True when the job sits in its queue's schedule with a time before `before`."""
+def _scheduled_overdue(registry: ScheduledJobRegistry, job: Job, before: datetime) -> bool:
+    """True when the job sits in `registry` (its queue's schedule) with a time before `before`."""
     try:
-        when = ScheduledJobRegistry(job.origin, connection=redis, serializer=job.serializer).get_scheduled_time(job)
+        when = registry.get_scheduled_time(job)
     except NoSuchJobError:
         return False
     if when.tzinfo is None:
@@ -97,15 +97,16 @@ def sweep_once(store: Store, redis: Redis, queue_factory, policy: JobPolicy,  # 
             job = None
         status = job.get_status(refresh=False).value if job else None
         alive = worker_alive(redis, job.worker_name) if job is not None and status == "started" else None
-        overdue = job is not None and status == "scheduled" and _scheduled_overdue(
-            redis, job, now - timedelta(seconds=grace_seconds))
+        schedule = ScheduledJobRegistry(job.origin, connection=redis, serializer=queue.serializer) \
+            if job is not None and status == "scheduled" else None
+        overdue = schedule is not None and _scheduled_overdue(schedule, job, now - timedelta(seconds=grace_seconds))
         action = decide(status, alive, overdue)
         if action == "wait":
             report.waiting += 1
         elif action == "failed":
             report.failed.append(signal_id)
-        elif action == "release" and job is not None:
-            ScheduledJobRegistry(job.origin, connection=redis, serializer=queue.serializer).remove(job)
+        elif action == "release" and job is not None and schedule is not None:
+            schedule.remove(job)
             Queue(job.origin, connection=redis, serializer=queue.serializer).enqueue_job(job)
             report.released.append(signal_id)
         else:
